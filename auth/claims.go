@@ -1,0 +1,53 @@
+package auth
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Claims describe the verified caller of a request.
+type Claims struct {
+	// Subject is the user the token was issued for ("sub").
+	Subject string
+	// ClientID is the OAuth client that obtained the token.
+	ClientID string
+	// Scopes are the scopes granted to the token.
+	Scopes []string
+	// Audience lists the token's "aud" values.
+	Audience []string
+	// Issuer is the token's "iss".
+	Issuer string
+	// ExpiresAt is when the token stops being valid.
+	ExpiresAt time.Time
+	// Raw holds every claim of the token as decoded from JSON. Treat it as
+	// read-only: the same map may be shared by concurrent requests.
+	Raw map[string]any
+	// Extra carries a provider's own typed view of the claims; the Descope
+	// provider stores a *descope.Claims here. Read it through the
+	// provider's accessor rather than directly.
+	Extra any
+}
+
+// HasScope reports whether the token was granted scope.
+func (c *Claims) HasScope(scope string) bool {
+	return c != nil && slices.Contains(c.Scopes, scope)
+}
+
+// claimsKey is the context key for *Claims; unexported so only this package
+// can set it.
+type claimsKey struct{}
+
+// WithClaims returns a copy of ctx that carries c. The middleware calls it
+// for every authenticated request; tests of tool handlers can call it to
+// fake a caller.
+func WithClaims(ctx context.Context, c *Claims) context.Context {
+	return context.WithValue(ctx, claimsKey{}, c)
+}
+
+// ClaimsFromContext returns the verified caller of the current request, or
+// false when the request was not authenticated.
+func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	return c, ok && c != nil
+}

@@ -1,0 +1,24 @@
+// Package descope is the Descope provider for package auth: it verifies
+// Descope access tokens and serves the discovery documents MCP clients need
+// to sign in through Descope.
+//
+//	p, err := descope.New(descope.Config{
+//		WellKnownURL: os.Getenv("DESCOPE_CONFIG_URL"),
+//		ServerURL:    "https://mcp.example.com",
+//	})
+//	if err != nil { log.Fatal(err) }
+//	defer p.Close()
+//	server.NewStreamableHTTPServer(mcpServer, auth.WithProvider(p)).Start(":8080")
+//
+// Tools read the caller, with Descope's roles, permissions and tenants,
+// through ClaimsFromContext.
+//
+// Tokens are accepted only when signed by a key the project publishes
+// (asymmetric algorithms only, RS256 by default, with a key ID), issued by
+// the configured project (the MCP Server issuer or the project-level
+// issuer, matched exactly), meant for this server (the resource URL or the
+// project ID unless Config.Audience says otherwise), unexpired, and not a
+// refresh token.
+//
+// Package descopetest provides a fake Descope for tests.
+package descope

@@ -1,0 +1,110 @@
+package descope
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// errTooLarge marks a response over its size cap.
+var errTooLarge = errors.New("response larger than the size cap")
+
+// fetchLimited GETs url and returns its body when the status is 200 and
+// the body is at most maxBytes long. The request ends when ctx does.
+func fetchLimited(ctx context.Context, client *http.Client, url string, maxBytes int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		// Drain a little so the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return nil, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if int64(len(body)) > maxBytes {
+		return nil, fmt.Errorf("GET %s: %w (%d bytes)", url, errTooLarge, maxBytes)
+	}
+	return body, nil
+}
+
+// refresher runs a refresh function at most once at a time: callers that
+// arrive while one runs join it instead of starting another. Every run gets
+// its own timeout and is cut short by Close, never by a caller going away.
+type refresher struct {
+	run     func(ctx context.Context) error
+	timeout time.Duration
+	life    context.Context
+
+	mu       sync.Mutex
+	inflight chan struct{}
+	started  time.Time // when the last run started
+	lastErr  error
+}
+
+func newRefresher(life context.Context, timeout time.Duration, run func(context.Context) error) *refresher {
+	return &refresher{run: run, timeout: timeout, life: life}
+}
+
+// start begins a run unless one is in flight (then it returns that one) or
+// the last run started less than minGap ago (then it returns nil).
+func (r *refresher) start(minGap time.Duration) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight != nil {
+		return r.inflight
+	}
+	now := time.Now()
+	if minGap > 0 && !r.started.IsZero() && now.Sub(r.started) < minGap {
+		return nil
+	}
+	done := make(chan struct{})
+	r.inflight = done
+	r.started = now
+	go func() {
+		ctx, cancel := context.WithTimeout(r.life, r.timeout)
+		err := r.run(ctx)
+		cancel()
+		r.mu.Lock()
+		r.lastErr = err
+		r.inflight = nil
+		r.mu.Unlock()
+		close(done)
+	}()
+	return done
+}
+
+// wait starts or joins a run (see start) and waits for it to end, or for ctx
+// to end. It reports whether a run ended while it waited.
+func (r *refresher) wait(ctx context.Context, minGap time.Duration) bool {
+	done := r.start(minGap)
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// err returns the error of the last finished run.
+func (r *refresher) err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastErr
+}

@@ -1,0 +1,456 @@
+package descope
+
+import (
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mcp-go-contrib/descope/auth"
+)
+
+// Claims is the Descope view of a verified caller: the provider-neutral
+// claims plus Descope's authorization claims.
+type Claims struct {
+	*auth.Claims
+
+	// Roles and Permissions are granted project-wide.
+	Roles       []string
+	Permissions []string
+	// Tenants maps each tenant the user belongs to onto the roles and
+	// permissions held there.
+	Tenants map[string]Tenant
+	// CurrentTenant is the tenant selected for this session ("dct"), if any.
+	CurrentTenant string
+}
+
+// Tenant holds the roles and permissions a user has in one tenant.
+type Tenant struct {
+	Roles       []string
+	Permissions []string
+}
+
+// ClaimsFromContext returns the Descope claims of the caller of the current
+// request, or false when the request was not authenticated by a Descope
+// Provider.
+func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
+	c, ok := auth.ClaimsFromContext(ctx)
+	if !ok {
+		return nil, false
+	}
+	d, ok := c.Extra.(*Claims)
+	return d, ok && d != nil
+}
+
+// Reasons a token is refused, as logged and as carried by auth.TokenError.
+const (
+	reasonTooLarge     = "too_large"
+	reasonMalformed    = "malformed"
+	reasonSignature    = "signature"
+	reasonUnknownKey   = "unknown_key"
+	reasonNoKeyID      = "no_key_id"
+	reasonExpired      = "expired"
+	reasonNotYetValid  = "not_yet_valid"
+	reasonIssuedLater  = "issued_in_future"
+	reasonAudience     = "audience"
+	reasonIssuer       = "issuer"
+	reasonMissingClaim = "missing_claim"
+	reasonClaimType    = "claim_type"
+	reasonRefreshToken = "refresh_token"
+	reasonCritical     = "critical_header"
+	reasonNoKeys       = "no_keys"
+)
+
+var (
+	errNoKeyID    = errors.New("token has no key ID")
+	errUnknownKey = errors.New("token signed with an unknown key")
+	errNoKeys     = errors.New("no signing key has loaded yet")
+)
+
+// VerifyToken checks a Descope access token: its size, signature (against
+// the project's published keys, with an allowed algorithm and a key ID),
+// issuer, audience, expiry, not-before and issued-at times, and that it is
+// not a refresh token. It returns the caller's claims; Extra holds the
+// *Claims with Descope's roles, permissions and tenants.
+//
+// Errors are *auth.TokenError values of kind auth.ErrInvalidToken, or
+// auth.ErrUnavailable when no signing key has ever loaded.
+func (p *Provider) VerifyToken(ctx context.Context, token string) (*auth.Claims, error) {
+	if len(token) > p.maxTokenBytes {
+		return nil, auth.Invalid(reasonTooLarge, nil)
+	}
+	if p.keys.current() == nil {
+		p.keys.refreshNow(ctx)
+		if p.keys.current() == nil {
+			return nil, auth.Unavailable(reasonNoKeys, errNoKeys)
+		}
+	}
+	raw := jwt.MapClaims{}
+	tok, err := p.parser.ParseWithClaims(token, raw, p.keyFunc(ctx))
+	if err != nil {
+		return nil, classify(err)
+	}
+	if _, ok := tok.Header["crit"]; ok {
+		// No extension is understood here, so RFC 7515 §4.1.11 says refuse.
+		return nil, auth.Invalid(reasonCritical, nil)
+	}
+	return p.claimsOf(raw)
+}
+
+// keyFunc finds the key a token names. An unknown key ID triggers one
+// coalesced refresh of the key set (at most one per MinKeyRefreshGap),
+// which is how rotated keys are picked up between background refreshes.
+func (p *Provider) keyFunc(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		if kid, _ := t.Header["kid"].(string); kid == "" {
+			return nil, errNoKeyID
+		}
+		key, err := p.keys.current().KeyfuncCtx(ctx)(t)
+		if errors.Is(err, jwkset.ErrKeyNotFound) {
+			if !p.keys.refreshForUnknownKey(ctx) {
+				return nil, errUnknownKey
+			}
+			key, err = p.keys.current().KeyfuncCtx(ctx)(t)
+			if errors.Is(err, jwkset.ErrKeyNotFound) {
+				return nil, errUnknownKey
+			}
+		}
+		return key, err
+	}
+}
+
+// classify turns a jwt/v5 parse error into a refusal with a log reason.
+func classify(err error) error {
+	reason := reasonMalformed
+	switch {
+	case errors.Is(err, errNoKeyID):
+		reason = reasonNoKeyID
+	case errors.Is(err, errUnknownKey):
+		reason = reasonUnknownKey
+	case errors.Is(err, jwt.ErrTokenExpired):
+		reason = reasonExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		reason = reasonNotYetValid
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		reason = reasonIssuedLater
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		reason = reasonAudience
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		reason = reasonMissingClaim
+	case errors.Is(err, jwt.ErrInvalidType):
+		reason = reasonClaimType
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		reason = reasonSignature
+	}
+	return auth.Invalid(reason, err)
+}
+
+// claimsOf checks the claims jwt/v5 does not and builds the typed view.
+func (p *Provider) claimsOf(raw jwt.MapClaims) (*auth.Claims, error) {
+	iss, ok := raw["iss"].(string)
+	if !ok || !p.acceptsIssuer(iss) {
+		return nil, auth.Invalid(reasonIssuer, nil)
+	}
+	if drn, _ := raw["drn"].(string); drn == "DSR" {
+		return nil, auth.Invalid(reasonRefreshToken, nil)
+	}
+	sub, ok := raw["sub"].(string)
+	if !ok || sub == "" {
+		return nil, auth.Invalid(reasonMissingClaim, errors.New("no sub"))
+	}
+	aud, _ := raw.GetAudience()
+	exp, _ := raw.GetExpirationTime()
+
+	c := &auth.Claims{
+		Subject:  sub,
+		Audience: aud,
+		Issuer:   iss,
+		Raw:      raw,
+	}
+	if exp != nil {
+		c.ExpiresAt = exp.Time
+	}
+	var err error
+	if c.Scopes, err = scopesOf(raw); err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"azp", "client_id"} {
+		if v, present := raw[name]; present {
+			s, ok := v.(string)
+			if !ok {
+				return nil, auth.Invalid(reasonClaimType, fmt.Errorf("%s is not a string", name))
+			}
+			if s != "" {
+				c.ClientID = s
+				break
+			}
+		}
+	}
+
+	d := &Claims{Claims: c}
+	if d.Roles, err = stringList(raw, "roles"); err != nil {
+		return nil, err
+	}
+	if d.Permissions, err = stringList(raw, "permissions"); err != nil {
+		return nil, err
+	}
+	if v, present := raw["dct"]; present {
+		s, ok := v.(string)
+		if !ok {
+			return nil, auth.Invalid(reasonClaimType, errors.New("dct is not a string"))
+		}
+		d.CurrentTenant = s
+	}
+	if d.Tenants, err = tenantsOf(raw); err != nil {
+		return nil, err
+	}
+	c.Extra = d
+	return c, nil
+}
+
+func (p *Provider) acceptsIssuer(iss string) bool {
+	for _, s := range p.issuers {
+		if iss == s {
+			return true
+		}
+	}
+	return false
+}
+
+// scopesOf reads "scope" (space-separated), else "scp", else "scopes"; the
+// last two may be a string or a list.
+func scopesOf(raw jwt.MapClaims) ([]string, error) {
+	for _, name := range []string{"scope", "scp", "scopes"} {
+		v, present := raw[name]
+		if !present {
+			continue
+		}
+		if s, ok := v.(string); ok {
+			return strings.Fields(s), nil
+		}
+		if name == "scope" {
+			return nil, auth.Invalid(reasonClaimType, errors.New("scope is not a string"))
+		}
+		return stringList(raw, name)
+	}
+	return nil, nil
+}
+
+// stringList reads an optional claim that must be a list of strings.
+func stringList(m map[string]any, name string) ([]string, error) {
+	v, present := m[name]
+	if !present || v == nil {
+		return nil, nil
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, auth.Invalid(reasonClaimType, fmt.Errorf("%s is not a list", name))
+	}
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		s, ok := it.(string)
+		if !ok {
+			return nil, auth.Invalid(reasonClaimType, fmt.Errorf("%s holds a non-string", name))
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// tenantsOf reads Descope's {"tenants": {id: {"roles": [...], "permissions": [...]}}}.
+func tenantsOf(raw jwt.MapClaims) (map[string]Tenant, error) {
+	v, present := raw["tenants"]
+	if !present || v == nil {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, auth.Invalid(reasonClaimType, errors.New("tenants is not an object"))
+	}
+	out := make(map[string]Tenant, len(m))
+	for id, tv := range m {
+		tm, ok := tv.(map[string]any)
+		if !ok {
+			return nil, auth.Invalid(reasonClaimType, errors.New("a tenant is not an object"))
+		}
+		var t Tenant
+		var err error
+		if t.Roles, err = stringList(tm, "roles"); err != nil {
+			return nil, err
+		}
+		if t.Permissions, err = stringList(tm, "permissions"); err != nil {
+			return nil, err
+		}
+		out[id] = t
+	}
+	return out, nil
+}
+
+// keySet holds the project's signing keys. It loads them in the background
+// (retrying with backoff until the first success, then every refreshEvery)
+// and on demand for unknown key IDs. A failed refresh keeps the keys it had.
+type keySet struct {
+	cfg     keySetConfig
+	life    context.Context
+	keys    atomic.Pointer[keyfunc.Keyfunc]
+	fetches *refresher
+	stopped chan struct{}
+	loaded  atomic.Int64 // unix nanoseconds of the last successful load
+	failing atomic.Bool  // the last refresh failed
+}
+
+type keySetConfig struct {
+	url          string
+	client       *http.Client
+	timeout      time.Duration
+	refreshEvery time.Duration
+	minGap       time.Duration
+	log          *slog.Logger
+}
+
+// Backoff bounds while no key has ever loaded.
+const (
+	firstRetry = 500 * time.Millisecond
+	maxRetry   = 30 * time.Second
+)
+
+func newKeySet(life context.Context, cfg keySetConfig) *keySet {
+	k := &keySet{cfg: cfg, life: life, stopped: make(chan struct{})}
+	k.fetches = newRefresher(life, cfg.timeout, k.load)
+	return k
+}
+
+// current returns the loaded keys, or nil before the first load.
+func (k *keySet) current() keyfunc.Keyfunc {
+	if p := k.keys.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// refreshNow starts or joins a fetch, waiting at most until ctx ends.
+func (k *keySet) refreshNow(ctx context.Context) bool {
+	return k.fetches.wait(ctx, k.cfg.minGap)
+}
+
+// refreshForUnknownKey fetches the keys again for a token whose key ID is
+// unknown, unless a fetch started less than minGap ago.
+func (k *keySet) refreshForUnknownKey(ctx context.Context) bool {
+	return k.fetches.wait(ctx, k.cfg.minGap)
+}
+
+func (k *keySet) startBackground() {
+	go func() {
+		defer close(k.stopped)
+		retry := firstRetry
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for {
+			select {
+			case <-k.life.Done():
+				return
+			case <-timer.C:
+			}
+			if done := k.fetches.start(0); done != nil {
+				select {
+				case <-done:
+				case <-k.life.Done():
+					return
+				}
+			}
+			next := k.cfg.refreshEvery
+			if k.current() == nil {
+				next = retry + rand.N(retry/2+1)
+				retry = min(2*retry, maxRetry)
+			} else if k.failing.Load() {
+				next = min(k.cfg.refreshEvery, maxRetry)
+			} else {
+				retry = firstRetry
+			}
+			timer.Reset(next)
+		}
+	}()
+}
+
+func (k *keySet) waitStopped() { <-k.stopped }
+
+// load fetches and installs the key set.
+func (k *keySet) load(ctx context.Context) error {
+	body, err := fetchLimited(ctx, k.cfg.client, k.cfg.url, maxFetchBytes)
+	if err == nil {
+		var kf keyfunc.Keyfunc
+		if kf, err = parseKeySet(body); err == nil {
+			first := k.current() == nil
+			k.keys.Store(&kf)
+			k.loaded.Store(time.Now().UnixNano())
+			if k.failing.Swap(false) || first {
+				k.cfg.log.Info("descope: signing keys loaded", "keys", countKeys(kf))
+			}
+			return nil
+		}
+	}
+	if ctx.Err() != nil && k.life.Err() != nil {
+		return err // shutting down
+	}
+	k.failing.Store(true)
+	if k.current() == nil {
+		k.cfg.log.Error("descope: cannot load signing keys; the MCP endpoint answers 503 until they load", "err", err)
+	} else {
+		k.cfg.log.Warn("descope: key refresh failed; keeping the keys loaded before", "err", err)
+	}
+	return err
+}
+
+func countKeys(kf keyfunc.Keyfunc) int {
+	all, _ := kf.Storage().KeyReadAll(context.Background())
+	return len(all)
+}
+
+// parseKeySet keeps the usable signing keys of a JWK set: public keys with
+// a key ID, meant for signatures, of a type an allowed algorithm can use
+// (RSA of at least 2048 bits, EC, OKP). A set with none is an error, so a
+// bad answer never wipes out good keys.
+func parseKeySet(body []byte) (keyfunc.Keyfunc, error) {
+	var set jwkset.JWKSMarshal
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("key set is not valid JSON: %w", err)
+	}
+	store := jwkset.NewMemoryStorage()
+	ctx := context.Background()
+	n := 0
+	for _, m := range set.Keys {
+		if m.KID == "" || (m.USE != "" && m.USE != jwkset.UseSig) {
+			continue
+		}
+		if m.KTY != jwkset.KtyRSA && m.KTY != jwkset.KtyEC && m.KTY != jwkset.KtyOKP {
+			continue
+		}
+		// Only public parts are read, even if a private key was published.
+		jwk, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+		if err != nil {
+			continue
+		}
+		if pub, ok := jwk.Key().(*rsa.PublicKey); ok && pub.N.BitLen() < 2048 {
+			continue
+		}
+		if err := store.KeyWrite(ctx, jwk); err != nil {
+			continue
+		}
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("key set has no usable signing key")
+	}
+	return keyfunc.New(keyfunc.Options{Storage: store})
+}

@@ -1,0 +1,26 @@
+// Package auth puts OAuth bearer-token authentication in front of an MCP
+// server built with github.com/mark3labs/mcp-go and served over streamable
+// HTTP.
+//
+// The package is provider-neutral: an [AuthProvider] verifies tokens and
+// describes the protected resource; package
+// github.com/mcp-go-contrib/descope/auth/descope implements one for Descope.
+//
+// The shortest use:
+//
+//	p, err := descope.New(descope.ConfigFromEnv())
+//	if err != nil { log.Fatal(err) }
+//	defer p.Close()
+//	srv := server.NewStreamableHTTPServer(mcpServer, auth.WithProvider(p))
+//	log.Fatal(srv.Start(":8080"))
+//
+// Tools read the caller with [ClaimsFromContext]. For a custom mux, wrap the
+// MCP handler with [Middleware] and mount the provider's [AuthProvider.Routes]
+// beside it, or let [Handler] do both.
+//
+// Refusals follow RFC 6750 and the MCP authorization spec: 401 with a
+// WWW-Authenticate challenge that names the protected-resource metadata
+// (RFC 9728), 403 insufficient_scope, and 503 with Retry-After while the
+// provider cannot verify any token. Bodies are JSON with fixed, generic
+// descriptions.
+package auth

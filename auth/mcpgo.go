@@ -1,0 +1,66 @@
+package auth
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// WithProvider protects an mcp-go streamable-HTTP server with p:
+//
+//	srv := server.NewStreamableHTTPServer(mcpServer, auth.WithProvider(p))
+//	srv.Start(":8080")
+//
+// Start then serves, on one listener, the MCP endpoint at the path of the
+// provider's resource URL (guarded by Middleware) and the provider's
+// discovery routes (unguarded). Pass it after other options: it sets the
+// endpoint path and the http.Server, so a later WithEndpointPath or
+// WithStreamableHTTPServer would undo it.
+//
+// The option only governs Start. If you serve the StreamableHTTPServer as an
+// http.Handler yourself, wrap it with Handler (or Middleware): used bare, it
+// is not protected.
+func WithProvider(p AuthProvider, opts ...Option) server.StreamableHTTPOption {
+	return func(s *server.StreamableHTTPServer) {
+		server.WithEndpointPath(EndpointPath(p))(s)
+		server.WithStreamableHTTPServer(&http.Server{
+			Handler: Handler(p, s, opts...),
+			// A slow client must not hold a connection open forever
+			// before it has even sent its headers.
+			ReadHeaderTimeout: 10 * time.Second,
+		})(s)
+	}
+}
+
+// Handler returns an http.Handler that serves mcp, guarded by Middleware, at
+// the path of the provider's resource URL, and the provider's discovery
+// routes beside it. Mount it at the root of a server or mux. Other paths get
+// 404.
+func Handler(p AuthProvider, mcp http.Handler, opts ...Option) http.Handler {
+	mux := http.NewServeMux()
+	endpoint := EndpointPath(p)
+	mux.Handle(endpoint, Middleware(p, opts...)(mcp))
+	seen := map[string]bool{endpoint: true}
+	for _, rt := range p.Routes() {
+		// A discovery route can never take over the MCP endpoint or
+		// another route.
+		if rt.Handler == nil || seen[rt.Path] {
+			continue
+		}
+		seen[rt.Path] = true
+		mux.Handle(rt.Path, rt.Handler)
+	}
+	return mux
+}
+
+// EndpointPath is the path of the provider's resource URL, where the MCP
+// endpoint is served ("/mcp" for "https://host/mcp").
+func EndpointPath(p AuthProvider) string {
+	u, err := url.Parse(p.ProtectedResource().URL)
+	if err != nil || u.Path == "" {
+		return "/"
+	}
+	return u.Path
+}
