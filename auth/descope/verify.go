@@ -37,8 +37,8 @@ type Claims struct {
 
 // Tenant holds the roles and permissions a user has in one tenant.
 type Tenant struct {
-	Roles       []string
-	Permissions []string
+	Roles       []string `json:"roles,omitempty"`
+	Permissions []string `json:"permissions,omitempty"`
 }
 
 // ClaimsFromContext returns the Descope claims of the caller of the current

@@ -1,0 +1,134 @@
+package descope_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcp-go-contrib/descope/auth"
+	"github.com/mcp-go-contrib/descope/auth/descope"
+	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
+)
+
+func get(t *testing.T, method, url string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", "https://inspector.example")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(b)
+}
+
+func TestProtectedResourceMetadata(t *testing.T) {
+	f := newFixture(t, descope.Config{
+		RequiredScopes:        []string{"mcp:tools"},
+		ScopesSupported:       []string{"notes:read", "offline_access"},
+		ResourceName:          "Notes",
+		ResourceDocumentation: "https://docs.example.com/notes",
+	})
+	want := `{"resource":"https://mcp.example.com/mcp","authorization_servers":["` + f.ds.AgenticIssuer() +
+		`"],"scopes_supported":["notes:read","mcp:tools"],"bearer_methods_supported":["header"],` +
+		`"resource_name":"Notes","resource_documentation":"https://docs.example.com/notes"}`
+	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
+		t.Run(path, func(t *testing.T) {
+			resp, body := get(t, http.MethodGet, f.srv.URL+path)
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Equal(t, want, body)
+			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+			assert.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"))
+
+			resp, body = get(t, http.MethodHead, f.srv.URL+path)
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Empty(t, body)
+
+			resp, body = get(t, http.MethodOptions, f.srv.URL+path)
+			assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+			assert.Equal(t, "GET, HEAD, OPTIONS", resp.Header.Get("Access-Control-Allow-Methods"))
+			assert.Empty(t, body)
+
+			resp, body = get(t, http.MethodPost, f.srv.URL+path)
+			assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+			assert.Equal(t, "GET, HEAD, OPTIONS", resp.Header.Get("Allow"))
+			assert.Equal(t, `{"error":"invalid_request","error_description":"Use GET for this document."}`, body)
+		})
+	}
+}
+
+func TestProtectedResourceMetadataAtCustomPath(t *testing.T) {
+	f := newFixture(t, descope.Config{MCPPath: "/api/v1/mcp"})
+	resp, body := get(t, http.MethodGet, f.srv.URL+"/.well-known/oauth-protected-resource/api/v1/mcp")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, `"resource":"https://mcp.example.com/api/v1/mcp"`)
+	assert.NotContains(t, body, "scopes_supported", "nothing to advertise")
+
+	resp, _ = get(t, http.MethodPost, f.srv.URL+"/api/v1/mcp")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the endpoint moved with the path")
+	assert.Equal(t, `Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/api/v1/mcp"`, resp.Header.Get("WWW-Authenticate"))
+}
+
+func TestAuthorizationServerMetadataForwarding(t *testing.T) {
+	f := newFixture(t, descope.Config{MetadataTTL: time.Nanosecond})
+	upstream, err := f.ds.Client().Get(f.ds.WellKnownURL())
+	require.NoError(t, err)
+	want, _ := io.ReadAll(upstream.Body)
+	upstream.Body.Close()
+
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		resp, body := get(t, http.MethodGet, f.srv.URL+path)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+		assert.JSONEq(t, string(want), body, path)
+		assert.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"), path)
+	}
+
+	// Descope fails: the stale copy is served.
+	f.ds.SetMetadataFault(descopetest.FaultUnavailable)
+	for i := 0; i < 3; i++ {
+		resp, body := get(t, http.MethodGet, f.srv.URL+"/.well-known/oauth-authorization-server")
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.JSONEq(t, string(want), body)
+	}
+}
+
+func TestAuthorizationServerMetadataNeverFetched(t *testing.T) {
+	for _, fault := range []descopetest.Fault{descopetest.FaultUnavailable, descopetest.FaultGarbage, descopetest.FaultEmpty} {
+		t.Run(fault.String(), func(t *testing.T) {
+			ds := descopetest.NewServer()
+			t.Cleanup(ds.Close)
+			ds.SetMetadataFault(fault)
+			f := newFixture(t, descope.Config{WellKnownURL: ds.WellKnownURL()})
+			resp, body := get(t, http.MethodGet, f.srv.URL+"/.well-known/oauth-authorization-server")
+			assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+			assert.Equal(t, `{"error":"temporarily_unavailable","error_description":"The authorization server metadata cannot be fetched right now. Retry later."}`, body)
+			assert.NotContains(t, body, ds.URL())
+		})
+	}
+}
+
+func TestMetadataFetchedOnceWhileFresh(t *testing.T) {
+	f := newFixture(t, descope.Config{})
+	for i := 0; i < 5; i++ {
+		resp, _ := get(t, http.MethodGet, f.srv.URL+"/.well-known/openid-configuration")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	assert.Equal(t, int64(1), f.ds.MetadataRequests())
+}
+
+func TestRoutesAreNotGuarded(t *testing.T) {
+	f := newFixture(t, descope.Config{RequiredScopes: []string{"mcp:tools"}})
+	mux := auth.Handler(f.p, http.NotFoundHandler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, rt := range f.p.Routes() {
+		resp, _ := get(t, http.MethodGet, srv.URL+rt.Path)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, rt.Path)
+	}
+}
