@@ -114,6 +114,20 @@ type Config struct {
 	// cached (default 15 minutes).
 	MetadataTTL time.Duration
 
+	// DisableTokenCache turns off the verified-token cache. With the cache
+	// on (the default), a token that passed every check is remembered, by
+	// its SHA-256 hash, until it expires or TokenCacheMaxAge passes, so the
+	// many requests of one session pay for one signature check.
+	DisableTokenCache bool
+
+	// TokenCacheSize bounds the number of cached tokens (default 10,000).
+	TokenCacheSize int
+
+	// TokenCacheMaxAge bounds how long a verified token is trusted without
+	// checking it again (default 5 minutes). Entries also go when the key
+	// that signed them leaves the project's key set.
+	TokenCacheMaxAge time.Duration
+
 	// Logger receives the provider's logs (default slog.Default()). Tokens
 	// are never logged.
 	Logger *slog.Logger
@@ -160,6 +174,7 @@ type Provider struct {
 	maxTokenBytes int
 	parser        *jwt.Parser
 	keys          *keySet
+	cache         *tokenCache // nil when disabled
 	metadata      *metadataCache
 	routes        []auth.Route
 	log           *slog.Logger
@@ -195,7 +210,13 @@ func New(cfg Config) (*Provider, error) {
 		jwt.WithAudience(c.Audience...),
 		jwt.WithStrictDecoding(),
 	)
+	var onKeys func(map[string]bool)
+	if !c.DisableTokenCache {
+		p.cache = newTokenCache(c.TokenCacheSize, c.TokenCacheMaxAge)
+		onKeys = p.cache.keepOnly
+	}
 	p.keys = newKeySet(life, keySetConfig{
+		onLoad:       onKeys,
 		url:          c.jwksURL,
 		client:       c.HTTPClient,
 		timeout:      c.FetchTimeout,
@@ -295,6 +316,12 @@ func normalize(cfg Config) (*normalized, error) {
 	}
 	if c.MinKeyRefreshGap <= 0 {
 		c.MinKeyRefreshGap = DefaultMinKeyRefreshGap
+	}
+	if c.TokenCacheSize <= 0 {
+		c.TokenCacheSize = DefaultTokenCacheSize
+	}
+	if c.TokenCacheMaxAge <= 0 {
+		c.TokenCacheMaxAge = DefaultTokenCacheMaxAge
 	}
 	if c.MetadataTTL <= 0 {
 		c.MetadataTTL = DefaultMetadataTTL

@@ -90,6 +90,13 @@ func (p *Provider) VerifyToken(ctx context.Context, token string) (*auth.Claims,
 	if len(token) > p.maxTokenBytes {
 		return nil, auth.Invalid(reasonTooLarge, nil)
 	}
+	var key [32]byte
+	if p.cache != nil {
+		key = tokenKey(token)
+		if c, ok := p.cache.get(&key, time.Now()); ok {
+			return c, nil
+		}
+	}
 	if p.keys.current() == nil {
 		p.keys.refreshNow(ctx)
 		if p.keys.current() == nil {
@@ -105,7 +112,15 @@ func (p *Provider) VerifyToken(ctx context.Context, token string) (*auth.Claims,
 		// No extension is understood here, so RFC 7515 §4.1.11 says refuse.
 		return nil, auth.Invalid(reasonCritical, nil)
 	}
-	return p.claimsOf(raw)
+	claims, err := p.claimsOf(raw)
+	if err != nil {
+		return nil, err
+	}
+	if p.cache != nil {
+		kid, _ := tok.Header["kid"].(string)
+		p.cache.put(&key, claims, kid, time.Now())
+	}
+	return claims, nil
 }
 
 // keyFunc finds the key a token names. An unknown key ID triggers one
@@ -317,6 +332,7 @@ type keySetConfig struct {
 	refreshEvery time.Duration
 	minGap       time.Duration
 	log          *slog.Logger
+	onLoad       func(kids map[string]bool) // called after each successful load
 }
 
 // Backoff bounds while no key has ever loaded.
@@ -390,12 +406,16 @@ func (k *keySet) load(ctx context.Context) error {
 	body, err := fetchLimited(ctx, k.cfg.client, k.cfg.url, maxFetchBytes)
 	if err == nil {
 		var kf keyfunc.Keyfunc
-		if kf, err = parseKeySet(body); err == nil {
+		var kids map[string]bool
+		if kf, kids, err = parseKeySet(body); err == nil {
 			first := k.current() == nil
 			k.keys.Store(&kf)
 			k.loaded.Store(time.Now().UnixNano())
+			if k.cfg.onLoad != nil {
+				k.cfg.onLoad(kids)
+			}
 			if k.failing.Swap(false) || first {
-				k.cfg.log.Info("descope: signing keys loaded", "keys", countKeys(kf))
+				k.cfg.log.Info("descope: signing keys loaded", "keys", len(kids))
 			}
 			return nil
 		}
@@ -412,23 +432,18 @@ func (k *keySet) load(ctx context.Context) error {
 	return err
 }
 
-func countKeys(kf keyfunc.Keyfunc) int {
-	all, _ := kf.Storage().KeyReadAll(context.Background())
-	return len(all)
-}
-
 // parseKeySet keeps the usable signing keys of a JWK set: public keys with
 // a key ID, meant for signatures, of a type an allowed algorithm can use
 // (RSA of at least 2048 bits, EC, OKP). A set with none is an error, so a
 // bad answer never wipes out good keys.
-func parseKeySet(body []byte) (keyfunc.Keyfunc, error) {
+func parseKeySet(body []byte) (keyfunc.Keyfunc, map[string]bool, error) {
 	var set jwkset.JWKSMarshal
 	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("key set is not valid JSON: %w", err)
+		return nil, nil, fmt.Errorf("key set is not valid JSON: %w", err)
 	}
 	store := jwkset.NewMemoryStorage()
 	ctx := context.Background()
-	n := 0
+	kids := make(map[string]bool)
 	for _, m := range set.Keys {
 		if m.KID == "" || (m.USE != "" && m.USE != jwkset.UseSig) {
 			continue
@@ -444,13 +459,17 @@ func parseKeySet(body []byte) (keyfunc.Keyfunc, error) {
 		if pub, ok := jwk.Key().(*rsa.PublicKey); ok && pub.N.BitLen() < 2048 {
 			continue
 		}
+		if kids[m.KID] {
+			continue // a duplicate key ID is ambiguous; the first one wins
+		}
 		if err := store.KeyWrite(ctx, jwk); err != nil {
 			continue
 		}
-		n++
+		kids[m.KID] = true
 	}
-	if n == 0 {
-		return nil, errors.New("key set has no usable signing key")
+	if len(kids) == 0 {
+		return nil, nil, errors.New("key set has no usable signing key")
 	}
-	return keyfunc.New(keyfunc.Options{Storage: store})
+	kf, err := keyfunc.New(keyfunc.Options{Storage: store})
+	return kf, kids, err
 }

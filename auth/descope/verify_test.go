@@ -339,3 +339,41 @@ func TestGarbageKeySetKeepsOldKeys(t *testing.T) {
 		assert.NoError(t, err, fault.String())
 	}
 }
+
+func TestTokenCacheServesRepeatedTokens(t *testing.T) {
+	f := newFixture(t, descope.Config{})
+	tok := f.ds.Mint(map[string]any{"aud": resourceURL})
+	first, err := f.p.VerifyToken(context.Background(), tok)
+	require.NoError(t, err)
+	second, err := f.p.VerifyToken(context.Background(), tok)
+	require.NoError(t, err)
+	assert.Same(t, first, second, "the second check is a cache hit")
+
+	off := newFixture(t, descope.Config{DisableTokenCache: true})
+	tok = off.ds.Mint(map[string]any{"aud": resourceURL})
+	first, err = off.p.VerifyToken(context.Background(), tok)
+	require.NoError(t, err)
+	second, err = off.p.VerifyToken(context.Background(), tok)
+	require.NoError(t, err)
+	assert.NotSame(t, first, second, "with the cache off every check is full")
+	assert.Equal(t, first.Subject, second.Subject)
+}
+
+func TestTokenCacheForgetsRemovedKeys(t *testing.T) {
+	f := newFixture(t, descope.Config{MinKeyRefreshGap: time.Millisecond})
+	oldKid := f.ds.SigningKeyID()
+	old := f.ds.Mint(map[string]any{"aud": resourceURL})
+	_, err := f.p.VerifyToken(context.Background(), old)
+	require.NoError(t, err)
+
+	f.ds.RotateKey()
+	f.ds.RemoveKey(oldKid)
+	// A token signed with the new key makes the provider fetch the set,
+	// which no longer has the old key: its cached tokens go too.
+	_, err = f.p.VerifyToken(context.Background(), f.ds.Mint(map[string]any{"aud": resourceURL}))
+	require.NoError(t, err)
+	_, err = f.p.VerifyToken(context.Background(), old)
+	var te *auth.TokenError
+	require.ErrorAs(t, err, &te)
+	assert.Equal(t, "unknown_key", te.Reason)
+}
