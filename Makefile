@@ -25,5 +25,10 @@ run:
 	$(GO) run ./example
 
 ## bench: benchmarks, each with its baseline in the same run
+##   micro: verification (raw RSA, plain jwt/v5, ours cold and hot), middleware vs bare handler
+##   load:  a protected mcp-go server vs the same server unprotected, on loopback
+##   memory: 1,000,000 invalid tokens and 100,000 valid ones against the cache bound
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench 'BenchmarkVerify|BenchmarkMiddleware' -benchmem -count 5 ./auth/...
+	$(GO) test -run '^$$' -bench 'BenchmarkLoad' -benchtime 5000x -count 3 ./auth/descope/
+	$(GO) test -run '^$$' -bench 'BenchmarkMemory' -benchtime 1x ./auth/descope/

@@ -1,0 +1,367 @@
+package descope_test
+
+// Benchmarks for `make bench`. Each group measures its baseline in the same
+// run: raw RSA and plain jwt/v5 beside our verification, the bare handler
+// beside the middleware, an unprotected mcp-go server beside a protected one.
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-go-contrib/descope/auth"
+	"github.com/mcp-go-contrib/descope/auth/descope"
+	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
+)
+
+// benchProvider builds a provider against ds whose keys have loaded.
+func benchProvider(b *testing.B, ds *descopetest.Server, cfg descope.Config) *descope.Provider {
+	b.Helper()
+	cfg.WellKnownURL = ds.WellKnownURL()
+	cfg.ServerURL = "https://mcp.example.com"
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	p, err := descope.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Close() })
+	// Warm up: the first call waits for the keys.
+	if _, err := p.VerifyToken(context.Background(), ds.Mint(map[string]any{"aud": resourceURL})); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// BenchmarkVerify compares one token verification four ways.
+func BenchmarkVerify(b *testing.B) {
+	ds := descopetest.NewServer()
+	b.Cleanup(ds.Close)
+	token := ds.Mint(map[string]any{"aud": []string{resourceURL, ds.ProjectID()}, "scope": "mcp:tools notes:read"})
+	pub := ds.PublicKey(ds.SigningKeyID())
+
+	b.Run("baseline=rsa-pkcs1v15", func(b *testing.B) {
+		dot := strings.LastIndexByte(token, '.')
+		digest := sha256.Sum256([]byte(token[:dot]))
+		sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("baseline=jwt-parse", func(b *testing.B) {
+		parser := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(), jwt.WithLeeway(5*time.Second), jwt.WithAudience(resourceURL, ds.ProjectID()))
+		key := func(*jwt.Token) (any, error) { return pub, nil }
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := parser.ParseWithClaims(token, jwt.MapClaims{}, key); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cold", func(b *testing.B) {
+		p := benchProvider(b, ds, descope.Config{DisableTokenCache: true})
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.VerifyToken(context.Background(), token); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("hot", func(b *testing.B) {
+		p := benchProvider(b, ds, descope.Config{})
+		if _, err := p.VerifyToken(context.Background(), token); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.VerifyToken(context.Background(), token); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// discardWriter is a ResponseWriter that keeps nothing, so the benchmark
+// measures the handler rather than a recorder.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+// BenchmarkMiddleware compares a trivial handler with and without the
+// middleware in front (cache on, so the token check is a hit).
+func BenchmarkMiddleware(b *testing.B) {
+	ds := descopetest.NewServer()
+	b.Cleanup(ds.Close)
+	p := benchProvider(b, ds, descope.Config{})
+	token := ds.Mint(map[string]any{"aud": resourceURL})
+	ok := []byte("ok")
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(ok) })
+	run := func(b *testing.B, h http.Handler) {
+		req := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := &discardWriter{h: http.Header{}}
+		h.ServeHTTP(w, req)
+		b.ReportAllocs()
+		for b.Loop() {
+			h.ServeHTTP(w, req)
+		}
+	}
+	b.Run("baseline=bare", func(b *testing.B) { run(b, bare) })
+	b.Run("middleware", func(b *testing.B) { run(b, auth.Middleware(p)(bare)) })
+}
+
+// echoServer is an mcp-go server with one cheap tool.
+func echoServer() *server.StreamableHTTPServer {
+	s := server.NewMCPServer("bench", "1.0.0")
+	s.AddTool(mcp.NewTool("echo"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText("ok"), nil
+	})
+	return server.NewStreamableHTTPServer(s)
+}
+
+const benchClients = 8
+
+// loadRun sends requests first..last-1 (sessionless tools/call) from
+// benchClients concurrent clients and returns how long they took. tokenFor
+// picks the bearer token of request i ("" for none).
+func loadRun(b *testing.B, hc *http.Client, url string, first, last int, tokenFor func(client, i int) string) time.Duration {
+	b.Helper()
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`)
+	var next atomic.Int64
+	next.Store(int64(first))
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < benchClients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= last {
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", "application/json, text/event-stream")
+				req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+				req.Header.Set("Mcp-Method", "tools/call")
+				req.Header.Set("Mcp-Name", "echo")
+				if tok := tokenFor(c, i); tok != "" {
+					req.Header.Set("Authorization", "Bearer "+tok)
+				}
+				resp, err := hc.Do(req)
+				if err != nil {
+					failed.Store(err.Error())
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Store(fmt.Sprintf("status %d", resp.StatusCode))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f != nil {
+		b.Fatalf("load run failed: %v", f)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkLoad serves tools/call through the same mcp-go server mounted
+// unprotected and protected, on loopback, b.N requests per variant. The
+// variants take turns in several rounds so that drift in the machine's
+// speed hits each alike. It reports req/s of each and the
+// protected/unprotected ratios. Hot: one token per client. Cold: a distinct
+// token for every request, so every request pays a full verification.
+func BenchmarkLoad(b *testing.B) {
+	ds := descopetest.NewServer()
+	b.Cleanup(ds.Close)
+	p := benchProvider(b, ds, descope.Config{})
+
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", echoServer())
+	plain := httptest.NewServer(mux)
+	defer plain.Close()
+	guarded := httptest.NewServer(auth.Handler(p, echoServer()))
+	defer guarded.Close()
+
+	perClient := make([]string, benchClients)
+	for i := range perClient {
+		perClient[i] = ds.Mint(map[string]any{"aud": resourceURL, "sub": fmt.Sprint("U2client", i)})
+	}
+	fresh := make([]string, b.N)
+	for i := range fresh {
+		fresh[i] = ds.Mint(map[string]any{"aud": resourceURL})
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: benchClients}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	none := func(int, int) string { return "" }
+	hotToken := func(c, _ int) string { return perClient[c] }
+	coldToken := func(_, i int) string { return fresh[i] }
+	// Warm up both servers and their connections.
+	loadRun(b, hc, plain.URL+"/mcp", 0, 200, none)
+	loadRun(b, hc, guarded.URL+"/mcp", 0, 200, hotToken)
+
+	const rounds = 5
+	var base, hot, cold time.Duration
+	b.ResetTimer()
+	for r := 0; r < rounds; r++ {
+		first, last := r*b.N/rounds, (r+1)*b.N/rounds
+		base += loadRun(b, hc, plain.URL+"/mcp", first, last, none)
+		hot += loadRun(b, hc, guarded.URL+"/mcp", first, last, hotToken)
+		cold += loadRun(b, hc, guarded.URL+"/mcp", first, last, coldToken)
+	}
+	b.StopTimer()
+	rate := func(d time.Duration) float64 { return float64(b.N) / d.Seconds() }
+	b.ReportMetric(rate(base), "unprotected-req/s")
+	b.ReportMetric(rate(hot), "hot-req/s")
+	b.ReportMetric(rate(cold), "cold-req/s")
+	b.ReportMetric(rate(hot)/rate(base), "hot/unprotected")
+	b.ReportMetric(rate(cold)/rate(base), "cold/unprotected")
+	b.ReportMetric(0, "ns/op")
+}
+
+// heapInUse returns the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// BenchmarkMemoryInvalidFlood sends 1,000,000 distinct invalid tokens (a
+// mix of garbage, forged key IDs and bad signatures) and checks that
+// nothing they leave behind grows: not the cache, not the heap.
+func BenchmarkMemoryInvalidFlood(b *testing.B) {
+	const total = 1_000_000
+	ds := descopetest.NewServer()
+	b.Cleanup(ds.Close)
+	p := benchProvider(b, ds, descope.Config{})
+	valid := ds.Mint(map[string]any{"aud": resourceURL})
+	parts := strings.Split(valid, ".")
+	before := heapInUse()
+	fetchesBefore := ds.JWKSRequests()
+	for b.Loop() {
+		for i := 0; i < total; i++ {
+			var tok string
+			switch i % 10 {
+			case 0: // a real header and claims, someone else's signature
+				tok = parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%0256d", i))
+			case 1, 2, 3, 4: // garbage
+				tok = fmt.Sprintf("garbage%d.x.y", i)
+			default: // a forged key ID, different every time
+				hdr := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"alg":"RS256","kid":"forged-%d","typ":"JWT"}`, i))
+				tok = hdr + "." + parts[1] + "." + parts[2]
+			}
+			if _, err := p.VerifyToken(context.Background(), tok); err == nil {
+				b.Fatalf("token %d accepted", i)
+			}
+		}
+	}
+	after := heapInUse()
+	growth := float64(int64(after)-int64(before)) / (1 << 20)
+	b.ReportMetric(growth, "heap-growth-MiB")
+	b.ReportMetric(float64(ds.JWKSRequests()-fetchesBefore), "jwks-fetches")
+	b.ReportMetric(float64(descope.TokenCacheLen(p)), "cache-entries")
+	if descope.TokenCacheLen(p) > 1 || growth > 16 {
+		b.Fatalf("invalid tokens left state behind: %d cache entries, heap grew %.1f MiB", descope.TokenCacheLen(p), growth)
+	}
+}
+
+// BenchmarkMemoryValidTokens verifies 100,000 distinct valid tokens (EdDSA,
+// so that making them is quick) and checks the cache stays within its bound.
+func BenchmarkMemoryValidTokens(b *testing.B) {
+	const total = 100_000
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	jwk, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "ed1", ALG: jwkset.AlgEdDSA, USE: jwkset.UseSig}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{jwk.Marshal()}})
+	const project = "P2benchbenchbenchbenchbench0"
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/"+project+"/.well-known/jwks.json" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(set)
+	}))
+	defer keys.Close()
+	p, err := descope.New(descope.Config{
+		WellKnownURL: keys.URL + "/v1/apps/" + project,
+		ServerURL:    "https://mcp.example.com",
+		Algorithms:   []string{"EdDSA"},
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	mint := func(i int) string {
+		t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
+			"iss": keys.URL + "/v1/apps/" + project, "sub": fmt.Sprint("U", i), "aud": resourceURL,
+			"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(),
+		})
+		t.Header["kid"] = "ed1"
+		s, err := t.SignedString(priv)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	before := heapInUse()
+	for b.Loop() {
+		for i := 0; i < total; i++ {
+			if _, err := p.VerifyToken(context.Background(), mint(i)); err != nil {
+				b.Fatalf("token %d: %v", i, err)
+			}
+		}
+	}
+	after := heapInUse()
+	n := descope.TokenCacheLen(p)
+	b.ReportMetric(float64(int64(after)-int64(before))/(1<<20), "heap-growth-MiB")
+	b.ReportMetric(float64(n), "cache-entries")
+	if n > descope.DefaultTokenCacheSize {
+		b.Fatalf("cache holds %d entries, bound is %d", n, descope.DefaultTokenCacheSize)
+	}
+}
