@@ -312,6 +312,32 @@ func tenantsOf(raw jwt.MapClaims) (map[string]Tenant, error) {
 	return out, nil
 }
 
+// KeyStatus reports on the provider's signing keys, for health and
+// readiness checks.
+type KeyStatus struct {
+	// Loaded is true once a key set has loaded; until then the MCP
+	// endpoint answers 503.
+	Loaded bool
+	// Keys is the number of usable keys in the current set.
+	Keys int
+	// LastRefresh is when keys last loaded successfully (zero if never).
+	LastRefresh time.Time
+	// Failing is true when the latest refresh failed; the keys loaded
+	// before stay in use.
+	Failing bool
+}
+
+// KeyStatus reports whether signing keys are loaded and when they last
+// refreshed. A readiness probe can require Loaded.
+func (p *Provider) KeyStatus() KeyStatus {
+	st := KeyStatus{Failing: p.keys.failing.Load(), Keys: int(p.keys.count.Load())}
+	if at := p.keys.loaded.Load(); at != 0 {
+		st.Loaded = true
+		st.LastRefresh = time.Unix(0, at)
+	}
+	return st
+}
+
 // keySet holds the project's signing keys. It loads them in the background
 // (retrying with backoff until the first success, then every refreshEvery)
 // and on demand for unknown key IDs. A failed refresh keeps the keys it had.
@@ -322,6 +348,7 @@ type keySet struct {
 	fetches *refresher
 	stopped chan struct{}
 	loaded  atomic.Int64 // unix nanoseconds of the last successful load
+	count   atomic.Int64 // keys in the current set
 	failing atomic.Bool  // the last refresh failed
 }
 
@@ -411,6 +438,7 @@ func (k *keySet) load(ctx context.Context) error {
 			first := k.current() == nil
 			k.keys.Store(&kf)
 			k.loaded.Store(time.Now().UnixNano())
+			k.count.Store(int64(len(kids)))
 			if k.cfg.onLoad != nil {
 				k.cfg.onLoad(kids)
 			}

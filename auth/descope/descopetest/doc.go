@@ -1,0 +1,36 @@
+// Package descopetest provides a fake Descope identity provider for tests.
+//
+// A [Server] runs on a loopback address over plain HTTP (it is built on
+// net/http/httptest) and imitates the parts of Descope that an OAuth 2.1
+// protected resource, such as an MCP server, and an MCP client talk to:
+//
+//   - OpenID Connect and RFC 8414 authorization server metadata, for both the
+//     agentic (MCP Server) issuer {base}/v1/apps/agentic/{projectID}/{mcpServerID}
+//     and the project-level issuer {base}/v1/apps/{projectID}, at the
+//     issuer-suffixed and the path-inserted well-known locations;
+//   - a JSON Web Key Set at {base}/{projectID}/.well-known/jwks.json (and
+//     {base}/v2/keys/{projectID}) whose RSA keys can be added, rotated and
+//     removed while the server runs;
+//   - dynamic client registration, an authorization endpoint that signs the
+//     configured [User] in at once, and a token endpoint for the
+//     authorization code grant (PKCE with S256 is required) and for rotating
+//     refresh tokens, so that real MCP clients can complete a sign-in;
+//   - RS256 access tokens shaped like Descope's: iss, sub, aud, azp, scope,
+//     exp, iat, jti, drn "DS", and the user's roles, permissions, tenants,
+//     current tenant (dct) and amr claims.
+//
+// Unit tests that only need a token can skip the OAuth flow and call
+// [Server.Mint], which signs a token with the current key and lets each
+// claim be overridden or removed.
+//
+// Resilience tests can make the key set and the metadata endpoints fail with
+// [Server.SetJWKSFault] and [Server.SetMetadataFault], slow the key set down
+// with [Server.SetJWKSDelay], and count the requests the endpoints received.
+//
+// Everything a Server does is safe for concurrent use, and every setting can
+// be changed while requests are being served. Keys are generated when the
+// server starts (RSA 2048), so nothing secret is stored in source code.
+//
+// The package does not talk to Descope and must never be used outside tests:
+// it approves every authorization request without asking anyone.
+package descopetest

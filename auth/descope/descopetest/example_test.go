@@ -1,0 +1,114 @@
+package descopetest_test
+
+import (
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
+)
+
+// This example protects an HTTP handler with tokens of a fake Descope
+// project: the handler checks bearer tokens against the fake provider's key
+// set, and the test mints tokens for it.
+func Example() {
+	idp := descopetest.NewServer(descopetest.WithUser(descopetest.User{
+		Subject: "U2exampleuser000000000000000",
+		Roles:   []string{"editor"},
+	}))
+	defer idp.Close()
+
+	keys, err := fetchKeySet(idp.Client(), idp.JWKSURL())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	handler := requireToken(keys, idp.Issuer(), idp.ProjectID(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "hello,", r.Header.Get("X-Subject"))
+	}))
+
+	call := func(token string) {
+		req := httptest.NewRequest(http.MethodGet, "/notes", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		fmt.Print(rec.Code, " ", rec.Body.String())
+	}
+	call(idp.Mint(map[string]any{"scope": "notes:read"}))
+	call(idp.Mint(map[string]any{"exp": time.Now().Add(-time.Minute).Unix()}))
+	call(idp.Mint(map[string]any{"roles": nil}))
+
+	// Output:
+	// 200 hello, U2exampleuser000000000000000
+	// 401 token has invalid claims: token is expired
+	// 403 missing role editor
+}
+
+// requireToken lets requests through to next if they carry a valid access
+// token of the given issuer and audience whose roles include "editor".
+func requireToken(keys map[string]*rsa.PublicKey, issuer, audience string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		var claims struct {
+			jwt.RegisteredClaims
+			Roles []string `json:"roles"`
+		}
+		_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+			kid, _ := t.Header["kid"].(string)
+			if key, ok := keys[kid]; ok {
+				return key, nil
+			}
+			return nil, errors.New("unknown key")
+		}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(issuer), jwt.WithAudience(audience), jwt.WithExpirationRequired())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		hasRole := false
+		for _, role := range claims.Roles {
+			hasRole = hasRole || role == "editor"
+		}
+		if !hasRole {
+			http.Error(w, "missing role editor", http.StatusForbidden)
+			return
+		}
+		r.Header.Set("X-Subject", claims.Subject)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// fetchKeySet downloads a JSON Web Key Set and returns its RSA keys by kid.
+func fetchKeySet(client *http.Client, url string) (map[string]*rsa.PublicKey, error) {
+	resp, err := client.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []struct {
+			Kid, Kty, N, E string
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		return nil, err
+	}
+	keys := make(map[string]*rsa.PublicKey)
+	for _, k := range set.Keys {
+		n, errN := base64.RawURLEncoding.DecodeString(k.N)
+		e, errE := base64.RawURLEncoding.DecodeString(k.E)
+		if k.Kty != "RSA" || errN != nil || errE != nil {
+			continue
+		}
+		keys[k.Kid] = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	}
+	return keys, nil
+}
