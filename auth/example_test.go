@@ -1,0 +1,68 @@
+package auth_test
+
+import (
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-go-contrib/descope/auth"
+	"github.com/mcp-go-contrib/descope/auth/descope"
+	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
+)
+
+// The one-line setup: the option makes Start serve the protected endpoint
+// and the discovery documents on one listener.
+func ExampleWithProvider() {
+	p, err := descope.New(descope.ConfigFromEnv())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	s := server.NewMCPServer("notes", "1.0.0")
+	log.Fatal(server.NewStreamableHTTPServer(s, auth.WithProvider(p)).Start(":8080"))
+}
+
+// With a mux of your own: guard the MCP handler with Middleware and mount
+// the provider's discovery routes beside it.
+func ExampleMiddleware() {
+	fake := descopetest.NewServer()
+	defer fake.Close()
+	p, err := descope.New(descope.Config{
+		WellKnownURL: fake.WellKnownURL(),
+		ServerURL:    "https://mcp.example.com",
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", auth.Middleware(p)(server.NewStreamableHTTPServer(server.NewMCPServer("notes", "1.0.0"))))
+	for _, rt := range p.Routes() {
+		mux.Handle(rt.Path, rt.Handler)
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !p.KeyStatus().Loaded {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, path := range []string{"/mcp", "/.well-known/oauth-protected-resource/mcp"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		fmt.Println(path, resp.StatusCode)
+	}
+	// Output:
+	// /mcp 401
+	// /.well-known/oauth-protected-resource/mcp 200
+}
