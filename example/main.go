@@ -1,0 +1,175 @@
+// Command notes is a small MCP server that keeps private notes for each user
+// who signs in with Descope. It shows everything an mcp-go server needs from
+// this library: configuration from the environment, a protected streamable
+// HTTP endpoint with its discovery documents, tools that read the caller,
+// a scope check, and a graceful shutdown.
+//
+// Try it without a Descope account (dev mode):
+//
+//	go run ./example
+//
+// With no DESCOPE_* variable set, the server starts a built-in fake Descope
+// on a loopback port, prints two ready-made access tokens and a curl command,
+// and accepts tokens only from that fake. Dev mode is for your own machine:
+// it refuses to start unless both ADDR and MCP_SERVER_URL are loopback
+// addresses.
+//
+// Against a real Descope project, create an MCP Server in the Descope console
+// with the scopes notes:read and notes:write, then:
+//
+//	DESCOPE_CONFIG_URL=https://api.descope.com/v1/apps/agentic/P.../MS.../.well-known/openid-configuration \
+//	MCP_SERVER_URL=https://notes.example.com \
+//	ADDR=:8080 \
+//	go run ./example
+//
+// Environment:
+//
+//	DESCOPE_CONFIG_URL       the MCP Server's discovery URL (or use the next two)
+//	DESCOPE_PROJECT_ID       the Descope project ID, when DESCOPE_CONFIG_URL is not set
+//	DESCOPE_BASE_URL         the Descope API base URL for DESCOPE_PROJECT_ID (optional)
+//	MCP_SERVER_URL           this server's public base URL (default http://localhost:8080);
+//	                         the MCP endpoint is MCP_SERVER_URL + "/mcp"
+//	ADDR                     the address to listen on (default 127.0.0.1:8080)
+//	DESCOPE_REQUIRED_SCOPES  scopes every request must carry (optional)
+//	DESCOPE_SCOPES_SUPPORTED scopes advertised to clients (default notes:read notes:write)
+//	DESCOPE_AUDIENCE         accepted "aud" values (default: the endpoint URL and the project ID)
+//
+// Tools: whoami (the caller, as Descope describes them), write_note (needs
+// the notes:write scope) and list_notes (the caller's own notes only).
+//
+// Connect MCP Inspector (npx @modelcontextprotocol/inspector) with transport
+// "Streamable HTTP" and the URL MCP_SERVER_URL + "/mcp"; it signs in through
+// Descope (or the fake in dev mode) by itself.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-go-contrib/descope/auth"
+	"github.com/mcp-go-contrib/descope/auth/descope"
+	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
+)
+
+const (
+	defaultServerURL = "http://localhost:8080"
+	defaultAddr      = "127.0.0.1:8080"
+	shutdownTimeout  = 10 * time.Second
+)
+
+func main() {
+	if err := run(); err != nil {
+		// One line, no stack trace: startup errors are configuration
+		// mistakes the operator has to fix.
+		fmt.Fprintln(os.Stderr, "notes: "+strings.ReplaceAll(err.Error(), "\n", "; "))
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	addr := envOr("ADDR", defaultAddr)
+	cfg := descope.ConfigFromEnv()
+	if cfg.ServerURL == "" {
+		cfg.ServerURL = defaultServerURL
+	}
+	if len(cfg.ScopesSupported) == 0 {
+		cfg.ScopesSupported = []string{scopeRead, scopeWrite}
+	}
+
+	dev := devMode()
+	if dev {
+		if err := checkDevAddresses(cfg.ServerURL, addr); err != nil {
+			return err
+		}
+	}
+	// Listening first means a port in use is reported before anything is
+	// printed, and the banner appears only once the server accepts
+	// connections.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	var issuer *descopetest.Server
+	if dev {
+		issuer = startDevIssuer()
+		defer issuer.Close()
+		cfg.WellKnownURL = issuer.WellKnownURL()
+	}
+
+	p, err := descope.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	// With a listener of our own, auth.Handler serves the protected
+	// endpoint and the discovery documents; auth.WithProvider does the same
+	// for server.StreamableHTTPServer.Start.
+	mcpServer := server.NewStreamableHTTPServer(newMCPServer(newStore()))
+	httpServer := &http.Server{Handler: auth.Handler(p, mcpServer), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- httpServer.Serve(ln) }()
+
+	if issuer != nil {
+		printDevBanner(os.Stdout, issuer, p)
+	} else {
+		fmt.Printf("notes: MCP endpoint %s (tokens from %s), listening on %s\n",
+			p.ProtectedResource().URL, p.Issuer(), addr)
+	}
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	stop() // a second signal now ends the process at once
+
+	fmt.Println("notes: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	// Close the MCP sessions (ending open streams), then stop the listener.
+	if err := mcpServer.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := httpServer.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// devMode reports whether no Descope project is configured at all. A
+// variable that is set but empty counts as set, so that a deployment whose
+// secret failed to load stops with an error instead of trusting the fake.
+func devMode() bool {
+	for _, name := range []string{"DESCOPE_CONFIG_URL", "DESCOPE_PROJECT_ID", "DESCOPE_BASE_URL"} {
+		if _, ok := os.LookupEnv(name); ok {
+			return false
+		}
+	}
+	return true
+}
+
+func envOr(name, def string) string {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcp-go-contrib/descope/auth"
+	"github.com/mcp-go-contrib/descope/auth/descope"
+	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
+)
+
+// caller signs tokens with a fake Descope and verifies them with a real
+// provider, so that tool handlers see exactly the claims the middleware
+// would hand them.
+type caller struct {
+	ds *descopetest.Server
+	p  *descope.Provider
+}
+
+func newCaller(t *testing.T, u descopetest.User) *caller {
+	t.Helper()
+	ds := descopetest.NewServer(descopetest.WithUser(u))
+	t.Cleanup(ds.Close)
+	p, err := descope.New(descope.Config{WellKnownURL: ds.WellKnownURL(), ServerURL: "http://localhost:8080"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	return &caller{ds: ds, p: p}
+}
+
+// ctx returns a context carrying the verified claims of a token minted with
+// claims.
+func (c *caller) ctx(t *testing.T, claims map[string]any) context.Context {
+	t.Helper()
+	if claims["aud"] == nil {
+		claims["aud"] = c.p.ProtectedResource().URL
+	}
+	verified, err := c.p.VerifyToken(context.Background(), c.ds.Mint(claims))
+	require.NoError(t, err)
+	return auth.WithClaims(context.Background(), verified)
+}
+
+func call(t *testing.T, h func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error), ctx context.Context, args map[string]any) (text string, isError bool) {
+	t.Helper()
+	req := mcp.CallToolRequest{}
+	req.Params.Arguments = args
+	res, err := h(ctx, req)
+	require.NoError(t, err)
+	return resultText(t, res), res.IsError
+}
+
+func TestWhoamiShape(t *testing.T) {
+	c := newCaller(t, descopetest.User{
+		Subject:       "U2alice",
+		Roles:         []string{"editor"},
+		Permissions:   []string{"notes.export"},
+		Tenants:       map[string]descopetest.Tenant{"T1": {Roles: []string{"admin"}, Permissions: []string{"billing"}}},
+		CurrentTenant: "T1",
+	})
+	text, isErr := call(t, whoami, c.ctx(t, map[string]any{"scope": "notes:read notes:write", "azp": "client-1"}), nil)
+	require.False(t, isErr, text)
+	assert.JSONEq(t, `{
+		"sub": "U2alice",
+		"client_id": "client-1",
+		"scopes": ["notes:read", "notes:write"],
+		"roles": ["editor"],
+		"permissions": ["notes.export"],
+		"tenants": {"T1": {"roles": ["admin"], "permissions": ["billing"]}},
+		"current_tenant": "T1"
+	}`, text)
+
+	// Every key is there, with empty values, for a token with no extras.
+	bare := newCaller(t, descopetest.User{Subject: "U2bare"})
+	text, isErr = call(t, whoami, bare.ctx(t, map[string]any{}), nil)
+	require.False(t, isErr, text)
+	assert.JSONEq(t, `{"sub":"U2bare","client_id":"descopetest-client","scopes":[],"roles":[],"permissions":[],"tenants":{},"current_tenant":""}`, text)
+}
+
+func TestToolsRefuseUnauthenticatedContext(t *testing.T) {
+	st := newStore()
+	for name, h := range map[string]func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error){
+		"whoami": whoami, "write_note": st.writeNote, "list_notes": st.listNotes,
+	} {
+		text, isErr := call(t, h, context.Background(), map[string]any{"text": "x"})
+		assert.True(t, isErr, name)
+		assert.Equal(t, msgNotSignedIn, text, name)
+	}
+	assert.Empty(t, st.notes)
+}
+
+func TestWriteNoteScopeAndInput(t *testing.T) {
+	c := newCaller(t, descopetest.User{Subject: "U2alice"})
+	st := newStore()
+	reader := c.ctx(t, map[string]any{"scope": "notes:read"})
+	writer := c.ctx(t, map[string]any{"scope": "notes:read notes:write"})
+
+	text, isErr := call(t, st.writeNote, reader, map[string]any{"text": "hi"})
+	assert.True(t, isErr)
+	assert.Equal(t, "write_note needs the notes:write scope; sign in again granting it", text)
+
+	for _, bad := range []map[string]any{nil, {"text": ""}, {"text": 42}, {"text": strings.Repeat("x", maxNoteBytes+1)}, {"text": "\xff"}} {
+		_, isErr := call(t, st.writeNote, writer, bad)
+		assert.True(t, isErr, "%v", bad)
+	}
+	assert.Empty(t, st.list("U2alice"), "nothing refused is stored")
+
+	text, isErr = call(t, st.writeNote, writer, map[string]any{"text": "hi"})
+	require.False(t, isErr, text)
+	text, isErr = call(t, st.listNotes, reader, nil)
+	require.False(t, isErr)
+	assert.Contains(t, text, `"text":"hi"`)
+}
+
+func TestCheckWriteScope(t *testing.T) {
+	with := &descope.Claims{Claims: &auth.Claims{Scopes: []string{"notes:read", "notes:write"}}}
+	without := &descope.Claims{Claims: &auth.Claims{Scopes: []string{"notes:read", "notes:writer"}}}
+	assert.Empty(t, checkWriteScope(with))
+	assert.Equal(t, msgNeedsWrite, checkWriteScope(without))
+}
+
+func TestStoreKeepsUsersApart(t *testing.T) {
+	st := newStore()
+	require.NoError(t, st.add("alice", "a1"))
+	require.NoError(t, st.add("bob", "b1"))
+	require.NoError(t, st.add("alice", "a2"))
+
+	texts := func(sub string) []string {
+		var out []string
+		for _, n := range st.list(sub) {
+			out = append(out, n.Text)
+		}
+		return out
+	}
+	assert.Equal(t, []string{"a1", "a2"}, texts("alice"))
+	assert.Equal(t, []string{"b1"}, texts("bob"))
+	assert.NotNil(t, st.list("carol"))
+	assert.Empty(t, st.list("carol"))
+
+	// A caller cannot change the store through the list it got.
+	l := st.list("alice")
+	l[0].Text = "changed"
+	assert.Equal(t, []string{"a1", "a2"}, texts("alice"))
+}
+
+func TestStoreLimitAndConcurrency(t *testing.T) {
+	st := newStore()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range maxNotesPerUser {
+				_ = st.add("alice", "x")
+				_ = st.list("alice")
+			}
+		})
+	}
+	wg.Wait()
+	assert.Len(t, st.list("alice"), maxNotesPerUser)
+	assert.Error(t, st.add("alice", "one too many"))
+	assert.NoError(t, st.add("bob", "others are not affected"))
+}
+
+// The handlers are wired to the names clients call.
+func TestServerListsTools(t *testing.T) {
+	s := newMCPServer(newStore())
+	var names []string
+	for name := range s.ListTools() {
+		names = append(names, name)
+	}
+	assert.ElementsMatch(t, []string{"whoami", "write_note", "list_notes"}, names)
+}
