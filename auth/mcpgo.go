@@ -19,12 +19,16 @@ import (
 // endpoint path and the http.Server, so a later WithEndpointPath or
 // WithStreamableHTTPServer would undo it.
 //
+// It also binds MCP sessions to their callers (see SessionBinding and
+// WithSessionSecret).
+//
 // The option only governs Start. If you serve the StreamableHTTPServer as an
 // http.Handler yourself, wrap it with Handler (or Middleware): used bare, it
 // is not protected.
 func WithProvider(p AuthProvider, opts ...Option) server.StreamableHTTPOption {
 	return func(s *server.StreamableHTTPServer) {
 		server.WithEndpointPath(EndpointPath(p))(s)
+		SessionBinding(collect(opts).sessionSecret)(s)
 		server.WithStreamableHTTPServer(&http.Server{
 			Handler: Handler(p, s, opts...),
 			// A slow client must not hold a connection open forever

@@ -1,10 +1,14 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 )
 
 // DefaultMaxHeaderBytes caps the Authorization header the middleware will
@@ -25,6 +29,10 @@ const (
 	bodyInvalidToken  = `{"error":"invalid_token","error_description":"` + descInvalidToken + `"}`
 	bodyInsufficient  = `{"error":"insufficient_scope","error_description":"` + descInsufficient + `"}`
 	bodyUnavailable   = `{"error":"temporarily_unavailable","error_description":"` + descUnavailable + `"}`
+	bodyTooLarge      = `{"error":"invalid_request","error_description":"The request body is too large."}`
+	bodyListenDenied  = `{"error":"access_denied","error_description":"The subscription names a resource this caller may not read."}`
+	// A JSON-RPC error, so that clients of either protocol era read it.
+	bodyNotification = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Notifications are accepted only within the caller's own session."}}`
 	headerAuthorize   = "Authorization"
 	headerChallenge   = "WWW-Authenticate"
 	schemeBearer      = "Bearer"
@@ -41,6 +49,34 @@ type Option func(*settings)
 type settings struct {
 	logger         *slog.Logger
 	maxHeaderBytes int
+	maxBodyBytes   int64
+	policy         *Policy
+	sessionSecret  []byte
+}
+
+// WithPolicy enforces pol at the transport: a tools/call (or prompts/get,
+// resources/read, subscriptions/listen) whose declared scopes the token
+// lacks is refused with 403 insufficient_scope before it runs, and the
+// endpoint's required scopes honour pol's scope hierarchy.
+func WithPolicy(pol *Policy) Option {
+	return func(s *settings) { s.policy = pol }
+}
+
+// WithMaxBodyBytes changes the largest POST body the middleware reads to
+// learn the operation (default DefaultMaxBodyBytes); larger bodies get 413.
+func WithMaxBodyBytes(n int64) Option {
+	return func(s *settings) {
+		if n > 0 {
+			s.maxBodyBytes = n
+		}
+	}
+}
+
+// WithSessionSecret sets the secret that binds MCP sessions to callers (see
+// SessionBinding) when WithProvider serves the endpoint. Replicas behind one
+// load balancer must share it. Default: random per process.
+func WithSessionSecret(secret []byte) Option {
+	return func(s *settings) { s.sessionSecret = secret }
 }
 
 // WithLogger sends the middleware's logs to l instead of slog.Default().
@@ -70,6 +106,8 @@ type guard struct {
 	required []string
 	log      *slog.Logger
 	maxBytes int
+	maxBody  int64
+	policy   *Policy
 
 	// Challenges that never change are rendered once.
 	challengeNoToken string
@@ -77,19 +115,26 @@ type guard struct {
 	metadataParam    string
 }
 
-func newGuard(p AuthProvider, opts []Option) *guard {
-	s := settings{logger: slog.Default(), maxHeaderBytes: DefaultMaxHeaderBytes}
+func collect(opts []Option) settings {
+	s := settings{logger: slog.Default(), maxHeaderBytes: DefaultMaxHeaderBytes, maxBodyBytes: DefaultMaxBodyBytes}
 	for _, o := range opts {
 		if o != nil {
 			o(&s)
 		}
 	}
+	return s
+}
+
+func newGuard(p AuthProvider, opts []Option) *guard {
+	s := collect(opts)
 	res := p.ProtectedResource()
 	g := &guard{
 		provider: p,
 		required: append([]string(nil), res.RequiredScopes...),
 		log:      s.logger,
 		maxBytes: s.maxHeaderBytes,
+		maxBody:  s.maxBodyBytes,
+		policy:   s.policy,
 	}
 	g.metadataParam = `resource_metadata="` + quoteSafe(res.MetadataURL) + `"`
 	g.challengeNoToken = challenge("", "", g.required, g.metadataParam)
@@ -132,13 +177,61 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		g.refuse(w, r, Invalid("no_claims", nil))
 		return
 	}
-	for _, s := range g.required {
-		if !claims.HasScope(s) {
-			g.refuse(w, r, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_scope", Scopes: g.required})
+	if !g.policy.grantsAll(claims, g.required) {
+		g.refuse(w, r, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_scope", Scopes: g.required})
+		return
+	}
+	ctx := WithClaims(r.Context(), claims)
+	if r.Method == http.MethodPost {
+		var err error
+		if ctx, err = g.inspect(ctx, r, claims); err != nil {
+			g.refuse(w, r, err)
 			return
 		}
 	}
-	next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), claims)))
+	next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// Refusals of a request's content rather than its token.
+var (
+	errNotification = errors.New("auth: notification not bound to the caller")
+	errListenDenied = errors.New("auth: subscription to a resource the caller may not read")
+)
+
+// inspect reads the JSON-RPC messages of a POST once, hands the body on
+// untouched, and refuses what the caller may not do: a notification that is
+// not bound to the caller's session (in protocol 2026-07-28, which has no
+// sessions, any notification: mcp-go would let one caller cancel another's
+// request), or an operation whose declared scopes the token lacks.
+func (g *guard) inspect(ctx context.Context, r *http.Request, claims *Claims) (context.Context, error) {
+	msgs, err := readMessages(r, g.maxBody)
+	if err != nil {
+		return ctx, err
+	}
+	var needed []string
+	for i := range msgs {
+		m := &msgs[i]
+		if m.isNotification() && (isModern(r.Header, m) ||
+			(m.Method == string(mcp.MethodNotificationCancelled) && r.Header.Get(server.HeaderKeySessionID) == "")) {
+			return ctx, errNotification
+		}
+		if g.policy == nil {
+			continue
+		}
+		needed = append(needed, g.policy.neededScopes(*m)...)
+		if m.Method == string(mcp.MethodSubscriptionsListen) && !g.policy.listenAllowed(claims, *m) {
+			return ctx, errListenDenied
+		}
+	}
+	if len(needed) > 0 && !g.policy.grantsAll(claims, needed) {
+		// One challenge with every scope the operation needs.
+		return ctx, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
+			Scopes: cleanScopes(append(append([]string(nil), g.required...), needed...))}
+	}
+	if g.policy != nil && len(msgs) == 1 {
+		ctx = withOperation(ctx, &msgs[0])
+	}
+	return ctx, nil
 }
 
 // bearerToken takes the token from the Authorization header, the only place
@@ -209,6 +302,12 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	var status int
 	var body string
 	switch {
+	case errors.Is(err, errBodyTooLarge):
+		status, body = http.StatusRequestEntityTooLarge, bodyTooLarge
+	case errors.Is(err, errNotification):
+		status, body = http.StatusBadRequest, bodyNotification
+	case errors.Is(err, errListenDenied):
+		status, body = http.StatusForbidden, bodyListenDenied
 	case errors.Is(err, ErrUnavailable):
 		status, body = http.StatusServiceUnavailable, bodyUnavailable
 		h.Set(headerRetryAfter, retryAfterSeconds)

@@ -1,0 +1,97 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// DefaultMaxBodyBytes caps the POST body the middleware reads to learn which
+// operation a request asks for.
+const DefaultMaxBodyBytes = 8 << 20
+
+// errDenied answers prompts and resources a caller may not use.
+var errDenied = errors.New("access denied")
+
+// message is the part of a JSON-RPC message that decides access.
+type message struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params messageParams   `json:"params"`
+}
+
+type messageParams struct {
+	Name          string `json:"name"`
+	URI           string `json:"uri"`
+	Notifications struct {
+		ResourceSubscriptions []string `json:"resourceSubscriptions"`
+	} `json:"notifications"`
+	Meta struct {
+		ProtocolVersion string `json:"io.modelcontextprotocol/protocolVersion"`
+	} `json:"_meta"`
+}
+
+func (m *message) isNotification() bool { return m.Method != "" && m.ID == nil }
+
+// resourceURIs lists the resources a subscriptions/listen request names.
+func (p *messageParams) resourceURIs() []string {
+	return p.Notifications.ResourceSubscriptions
+}
+
+// readMessages reads the body of r (at most maxBytes), puts an identical
+// body back for the next handler, and decodes the JSON-RPC message or batch
+// in it. A body that is not JSON-RPC yields no messages: the MCP server
+// answers it.
+func readMessages(r *http.Request, maxBytes int64) ([]message, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > maxBytes {
+		return nil, errBodyTooLarge
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var batch []message
+		if json.Unmarshal(body, &batch) != nil {
+			return nil, nil
+		}
+		return batch, nil
+	}
+	var m message
+	if json.Unmarshal(body, &m) != nil {
+		return nil, nil
+	}
+	return []message{m}, nil
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// operation is the JSON-RPC method and name of a single-message request.
+type operation struct{ method, name string }
+
+type operationKey struct{}
+
+func withOperation(ctx context.Context, m *message) context.Context {
+	return context.WithValue(ctx, operationKey{}, operation{method: m.Method, name: m.Params.Name})
+}
+
+func operationFrom(ctx context.Context) operation {
+	op, _ := ctx.Value(operationKey{}).(operation)
+	return op
+}
+
+// isModern reports whether a message belongs to protocol version
+// 2026-07-28 or later, by the rule mcp-go uses: the header or the body says so.
+func isModern(header http.Header, m *message) bool {
+	return mcp.IsModernProtocol(header.Get(mcp.HeaderProtocolVersion)) || mcp.IsModernProtocol(m.Params.Meta.ProtocolVersion)
+}
