@@ -21,18 +21,18 @@ const retryAfterSeconds = "5"
 // Fixed texts sent to clients. They never carry detail about why a token
 // failed: that goes to the logs only.
 const (
-	descNoToken       = "This endpoint requires an OAuth access token in the Authorization header."
-	descInvalidToken  = "The access token is invalid, expired, or not issued for this server."
-	descInsufficient  = "The access token does not grant the scope this request requires."
-	descUnavailable   = "Access tokens cannot be verified right now. Retry later with the same token."
-	bodyNoToken       = `{"error":"unauthorized","error_description":"` + descNoToken + `"}`
-	bodyInvalidToken  = `{"error":"invalid_token","error_description":"` + descInvalidToken + `"}`
-	bodyInsufficient  = `{"error":"insufficient_scope","error_description":"` + descInsufficient + `"}`
-	bodyUnavailable   = `{"error":"temporarily_unavailable","error_description":"` + descUnavailable + `"}`
-	bodyTooLarge      = `{"error":"invalid_request","error_description":"The request body is too large."}`
-	bodyListenDenied  = `{"error":"access_denied","error_description":"The subscription names a resource this caller may not read."}`
+	descNoToken      = "This endpoint requires an OAuth access token in the Authorization header."
+	descInvalidToken = "The access token is invalid, expired, or not issued for this server."
+	descInsufficient = "The access token does not grant the scope this request requires."
+	descUnavailable  = "Access tokens cannot be verified right now. Retry later with the same token."
+	bodyNoToken      = `{"error":"unauthorized","error_description":"` + descNoToken + `"}`
+	bodyInvalidToken = `{"error":"invalid_token","error_description":"` + descInvalidToken + `"}`
+	bodyInsufficient = `{"error":"insufficient_scope","error_description":"` + descInsufficient + `"}`
+	bodyUnavailable  = `{"error":"temporarily_unavailable","error_description":"` + descUnavailable + `"}`
+	bodyTooLarge     = `{"error":"invalid_request","error_description":"The request body is too large."}`
+	bodyListenDenied = `{"error":"access_denied","error_description":"The subscription names a resource this caller may not read."}`
 	// A JSON-RPC error, so that clients of either protocol era read it.
-	bodyNotification = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Notifications are accepted only within the caller's own session."}}`
+	bodyNotification  = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Notifications are accepted only within the caller's own session."}}`
 	headerAuthorize   = "Authorization"
 	headerChallenge   = "WWW-Authenticate"
 	schemeBearer      = "Bearer"
