@@ -81,6 +81,8 @@ func modernCall(t *testing.T, url, token, method, name string, params map[string
 	req.Header.Set("Mcp-Method", method)
 	if name != "" {
 		req.Header.Set("Mcp-Name", name)
+	} else if uri, ok := params["uri"].(string); ok {
+		req.Header.Set("Mcp-Name", uri)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
@@ -403,4 +405,73 @@ func TestOneCallerCannotCancelAnothersCall(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, status)
 		assert.False(t, cancelled, "bob's cancellation is refused")
 	})
+}
+
+func TestPromptsAndResourcesFollowThePolicy(t *testing.T) {
+	ds := descopetest.NewServer()
+	t.Cleanup(ds.Close)
+	p := quietProvider(t, descope.Config{WellKnownURL: ds.WellKnownURL()})
+	pol := auth.NewPolicy()
+	s := server.NewMCPServer("notes", "1.0.0", append(pol.ServerOptions(), server.WithResourceCapabilities(true, true))...)
+	pol.AddPrompt(s, mcp.NewPrompt("admin_prompt"), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		return mcp.NewGetPromptResult("admin", nil), nil
+	}, descope.RequireRoles("admin"))
+	pol.AddPrompt(s, mcp.NewPrompt("open_prompt"), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		return mcp.NewGetPromptResult("open", nil), nil
+	})
+	read := func(uri string) server.ResourceHandlerFunc {
+		return func(context.Context, mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, Text: "secret"}}, nil
+		}
+	}
+	pol.AddResource(s, mcp.NewResource("notes://audit", "audit"), read("notes://audit"), descope.RequireRoles("admin"))
+	pol.AddResource(s, mcp.NewResource("notes://mine", "mine"), read("notes://mine"), auth.RequireScopes("notes:read"))
+	srv := httptest.NewServer(auth.Handler(p, server.NewStreamableHTTPServer(s), auth.WithPolicy(pol)))
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/mcp"
+	admin := ds.Mint(map[string]any{"aud": resourceURL, "sub": "U2admin", "roles": []string{"admin"}, "scope": "notes:read"})
+	plain := ds.Mint(map[string]any{"aud": resourceURL, "sub": "U2plain", "roles": nil, "scope": ""})
+
+	// prompts/list hides what rules deny.
+	_, body := modernCall(t, url, plain, "prompts/list", "", nil)
+	assert.Contains(t, body, "open_prompt")
+	assert.NotContains(t, body, "admin_prompt")
+	_, body = modernCall(t, url, admin, "prompts/list", "", nil)
+	assert.Contains(t, body, "admin_prompt")
+
+	// resources/read: rules give an error, scopes a step-up challenge.
+	resp, body := modernCall(t, url, plain, "resources/read", "", map[string]any{"uri": "notes://audit"})
+	assert.NotContains(t, body, "secret", "status %d", resp.StatusCode)
+	assert.Contains(t, body, `"error"`)
+	assert.Contains(t, body, "access denied")
+	resp, body = modernCall(t, url, admin, "resources/read", "", map[string]any{"uri": "notes://audit"})
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "secret")
+	resp, _ = modernCall(t, url, plain, "resources/read", "", map[string]any{"uri": "notes://mine"})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `scope="notes:read"`)
+
+	// A subscription stream may only name resources the caller may read.
+	listen := func(token, uri string) *http.Response {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		params := map[string]any{"notifications": map[string]any{"resourceSubscriptions": []string{uri}},
+			"_meta": map[string]any{"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": map[string]any{}}}
+		b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen", "params": params})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(b)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+		req.Header.Set("Mcp-Method", "subscriptions/listen")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close() // the stream stays open otherwise
+		return resp
+	}
+	assert.Equal(t, http.StatusForbidden, listen(plain, "notes://audit").StatusCode)
+	denied := listen(plain, "notes://mine")
+	assert.Equal(t, http.StatusForbidden, denied.StatusCode)
+	assert.Contains(t, denied.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`)
+	assert.Equal(t, http.StatusOK, listen(admin, "notes://audit").StatusCode)
 }
