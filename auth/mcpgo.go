@@ -20,7 +20,8 @@ import (
 // WithStreamableHTTPServer would undo it.
 //
 // It also binds MCP sessions to their callers (see SessionBinding and
-// WithSessionSecret).
+// WithSessionSecret); a server.WithStateLess(true) or WithSessionIdManager
+// passed after it replaces that binding.
 //
 // The option only governs Start. If you serve the StreamableHTTPServer as an
 // http.Handler yourself, wrap it with Handler (or Middleware): used bare, it

@@ -438,6 +438,9 @@ func (c *normalized) locateResource() error {
 	}
 	resourcePath := strings.TrimRight(u.Path, "/") + "/" + strings.Trim(mcpPath, "/")
 	resourcePath = strings.TrimRight(resourcePath, "/")
+	if strings.ContainsAny(resourcePath, "{}") {
+		return configError("ServerURL", "the path must not contain { or }")
+	}
 	origin := u.Scheme + "://" + u.Host
 	c.resource.URL = origin + resourcePath
 	c.resource.MetadataURL = origin + prmPath + resourcePath
