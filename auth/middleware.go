@@ -73,7 +73,9 @@ func WithMaxBodyBytes(n int64) Option {
 }
 
 // WithSessionSecret sets the secret that binds MCP sessions to callers (see
-// SessionBinding) when WithProvider serves the endpoint. Replicas behind one
+// SessionBinding) when WithProvider serves the endpoint; Middleware and
+// Handler do not own the MCP server and ignore it (with a warning in the
+// log): pass SessionBinding to server.NewStreamableHTTPServer there. Replicas behind one
 // load balancer must share it. Default: random per process.
 func WithSessionSecret(secret []byte) Option {
 	return func(s *settings) { s.sessionSecret = secret }
@@ -151,6 +153,10 @@ func newGuard(p AuthProvider, opts []Option) *guard {
 // which never carry credentials, still reach the MCP server's CORS handling.
 func Middleware(p AuthProvider, opts ...Option) func(http.Handler) http.Handler {
 	g := newGuard(p, opts)
+	if collect(opts).sessionSecret != nil {
+		g.log.Warn("auth: WithSessionSecret has no effect on Middleware or Handler; " +
+			"pass auth.SessionBinding(secret) to server.NewStreamableHTTPServer")
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			g.serve(w, r, next)
@@ -228,7 +234,9 @@ func (g *guard) inspect(ctx context.Context, r *http.Request, claims *Claims) (c
 		return ctx, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
 			Scopes: cleanScopes(append(append([]string(nil), g.required...), needed...))}
 	}
-	if g.policy != nil && len(msgs) == 1 {
+	if len(msgs) == 1 && msgs[0].Method == string(mcp.MethodToolsCall) {
+		// Lets a Policy's list filter pass the called tool on to its
+		// handler, which explains a refusal instead of "not found".
 		ctx = withOperation(ctx, &msgs[0])
 	}
 	return ctx, nil

@@ -206,7 +206,9 @@ func (p *Policy) resourceAccess(uri string) access {
 // AddTool registers tool on s with what a caller needs to use it. The
 // handler runs only for callers that hold the scopes and pass the rules;
 // others get a tool error (DeniedMessage, or a scope message when the
-// transport did not already refuse the call).
+// transport did not already refuse the call). Behind Middleware a call
+// reaches this check even when the list filter hides the tool; served
+// without it, mcp-go answers a hidden tool's call with "tool not found".
 func (p *Policy) AddTool(s *server.MCPServer, tool mcp.Tool, handler server.ToolHandlerFunc, reqs ...Requirement) {
 	a := combine(reqs)
 	p.mu.Lock()

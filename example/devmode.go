@@ -20,12 +20,14 @@ const devTokenLifetime = 24 * time.Hour
 
 // devUser is who the fake Descope signs in, both in the printed tokens and
 // through the OAuth flow (MCP Inspector), so both describe the same person.
+// They hold reports.read in their current tenant, so tenant_report works,
+// but not the project-wide admin role, so notes_stats is hidden from them.
 var devUser = descopetest.User{
 	Subject:       "U2notesdevuser00000000000000",
 	Email:         "dev@example.com",
 	Name:          "Dev User",
 	Roles:         []string{"editor"},
-	Tenants:       map[string]descopetest.Tenant{devTenant: {Roles: []string{"admin"}}},
+	Tenants:       map[string]descopetest.Tenant{devTenant: {Roles: []string{"member"}, Permissions: []string{permReportsRead}}},
 	CurrentTenant: devTenant,
 }
 
@@ -72,6 +74,8 @@ func printDevBanner(w io.Writer, ds *descopetest.Server, p *descope.Provider) {
 	fmt.Fprintln(w, "notes: fake Descope   "+ds.Issuer())
 	fmt.Fprintln(w, "notes: token (notes:read notes:write):  "+full)
 	fmt.Fprintln(w, "notes: token (notes:read only):         "+readOnly)
+	fmt.Fprintln(w, "notes: tools: whoami, list_notes, write_note (needs "+scopeWrite+"), tenant_report (needs "+
+		permReportsRead+" in the tenant); notes_stats (needs the "+roleAdmin+" role) is hidden from the dev user.")
 	fmt.Fprintln(w, "notes: try:")
 	fmt.Fprintln(w, "  "+curlCommand(endpoint, full, "whoami", "{}"))
 	fmt.Fprintln(w, "notes: MCP Inspector: npx @modelcontextprotocol/inspector, transport \"Streamable HTTP\", URL "+

@@ -1,8 +1,10 @@
 // Command notes is a small MCP server that keeps private notes for each user
 // who signs in with Descope. It shows everything an mcp-go server needs from
 // this library: configuration from the environment, a protected streamable
-// HTTP endpoint with its discovery documents, tools that read the caller,
-// a scope check, and a graceful shutdown.
+// HTTP endpoint with its discovery documents, tools that read the caller, a
+// declarative access policy (an OAuth scope with step-up, a Descope role and
+// a permission in the caller's tenant), sessions bound to their user, and a
+// graceful shutdown.
 //
 // Try it without a Descope account (dev mode):
 //
@@ -22,6 +24,9 @@
 //	ADDR=:8080 \
 //	go run ./example
 //
+// For notes_stats and tenant_report, give users the project role "admin",
+// and a tenant role that holds the permission "reports.read".
+//
 // Environment:
 //
 //	DESCOPE_CONFIG_URL       the MCP Server's discovery URL (or use the next two)
@@ -30,12 +35,29 @@
 //	MCP_SERVER_URL           this server's public base URL (default http://localhost:8080);
 //	                         the MCP endpoint is MCP_SERVER_URL + "/mcp"
 //	ADDR                     the address to listen on (default 127.0.0.1:8080)
-//	DESCOPE_REQUIRED_SCOPES  scopes every request must carry (optional)
+//	DESCOPE_REQUIRED_SCOPES  scopes every request must carry (optional); notes:write
+//	                         counts as notes:read
 //	DESCOPE_SCOPES_SUPPORTED scopes advertised to clients (default notes:read notes:write)
 //	DESCOPE_AUDIENCE         accepted "aud" values (default: the endpoint URL and the project ID)
+//	MCP_SESSION_SECRET       the key, at least 32 bytes, that binds each MCP session to the
+//	                         user who opened it (optional; default: random at every start).
+//	                         Replicas behind one load balancer must share it: a session
+//	                         opened on one replica is unknown (404) to a replica with
+//	                         another key, and to this server after a restart. Sessions
+//	                         exist in protocol 2025-11-25 and older only.
 //
-// Tools: whoami (the caller, as Descope describes them), write_note (needs
-// the notes:write scope) and list_notes (the caller's own notes only).
+// Tools, and what a caller needs to use them:
+//
+//	whoami         any signed-in user: the caller, as Descope describes them
+//	list_notes     any signed-in user: the caller's own notes only
+//	write_note     the notes:write scope; a token without it gets HTTP 403
+//	               insufficient_scope naming notes:write, so the client can
+//	               ask the user for it (step-up)
+//	notes_stats    the project-wide Descope role "admin": user and note counts
+//	tenant_report  the permission "reports.read" in the caller's current tenant
+//
+// A user who lacks a role or permission does not see the tool in tools/list,
+// and calling it anyway gets a tool error that names nothing they lack.
 //
 // Connect MCP Inspector (npx @modelcontextprotocol/inspector) with transport
 // "Streamable HTTP" and the URL MCP_SERVER_URL + "/mcp"; it signs in through
@@ -65,6 +87,10 @@ const (
 	defaultServerURL = "http://localhost:8080"
 	defaultAddr      = "127.0.0.1:8080"
 	shutdownTimeout  = 10 * time.Second
+
+	// minSessionSecretBytes is the shortest MCP_SESSION_SECRET accepted: it
+	// is an HMAC key, and a short one could be guessed.
+	minSessionSecretBytes = 32
 )
 
 func main() {
@@ -87,6 +113,11 @@ func run() error {
 	}
 	if len(cfg.ScopesSupported) == 0 {
 		cfg.ScopesSupported = []string{scopeRead, scopeWrite}
+	}
+
+	secret, err := sessionSecret()
+	if err != nil {
+		return err
 	}
 
 	dev := devMode()
@@ -117,11 +148,16 @@ func run() error {
 	}
 	defer p.Close()
 
+	// One policy serves both layers: the MCP server hides and guards the
+	// tools, and the middleware refuses a call whose scopes the token
+	// lacks with 403 insufficient_scope before it reaches the server.
+	pol := newPolicy()
 	// With a listener of our own, auth.Handler serves the protected
 	// endpoint and the discovery documents; auth.WithProvider does the same
-	// for server.StreamableHTTPServer.Start.
-	mcpServer := server.NewStreamableHTTPServer(newMCPServer(newStore()))
-	httpServer := &http.Server{Handler: auth.Handler(p, mcpServer), ReadHeaderTimeout: 10 * time.Second}
+	// for server.StreamableHTTPServer.Start. Served this way, the session
+	// binding must be passed to the StreamableHTTPServer explicitly.
+	mcpServer := server.NewStreamableHTTPServer(newMCPServer(newStore(), pol), auth.SessionBinding(secret))
+	httpServer := &http.Server{Handler: auth.Handler(p, mcpServer, auth.WithPolicy(pol)), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
 
@@ -165,6 +201,20 @@ func devMode() bool {
 		}
 	}
 	return true
+}
+
+// sessionSecret reads MCP_SESSION_SECRET. Unset or empty means nil, for
+// which auth.SessionBinding picks a random key for this process.
+func sessionSecret() ([]byte, error) {
+	v := strings.TrimSpace(os.Getenv("MCP_SESSION_SECRET"))
+	if v == "" {
+		return nil, nil
+	}
+	if len(v) < minSessionSecretBytes {
+		return nil, fmt.Errorf("MCP_SESSION_SECRET is %d bytes long; use at least %d random bytes (for example: openssl rand -base64 32)",
+			len(v), minSessionSecretBytes)
+	}
+	return []byte(v), nil
 }
 
 func envOr(name, def string) string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +22,11 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mcp-go-contrib/descope/auth"
 	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
 )
 
@@ -112,7 +116,7 @@ func childEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "DESCOPE_") || name == "MCP_SERVER_URL" || name == "ADDR" {
+		if strings.HasPrefix(name, "DESCOPE_") || name == "MCP_SERVER_URL" || name == "ADDR" || name == "MCP_SESSION_SECRET" {
 			continue
 		}
 		env = append(env, kv)
@@ -267,6 +271,90 @@ func resultText(t *testing.T, res *mcp.CallToolResult) string {
 	return text.Text
 }
 
+// rpc sends one sessionless (protocol 2026-07-28) JSON-RPC request with
+// net/http, so that the test sees the HTTP status and headers a transport
+// refusal carries; an mcp-go client reports those only as an error. name
+// is the tool for tools/call, empty otherwise.
+func rpc(t *testing.T, endpoint, token, method, name string, args map[string]any) (*http.Response, []byte) {
+	t.Helper()
+	v := mcp.ProtocolVersion20260728
+	params := map[string]any{"_meta": map[string]any{
+		mcp.MetaKeyProtocolVersion:    v,
+		mcp.MetaKeyClientCapabilities: map[string]any{},
+	}}
+	if name != "" {
+		params["name"] = name
+		if args == nil {
+			args = map[string]any{}
+		}
+		params["arguments"] = args
+	}
+	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), procTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set(mcp.HeaderProtocolVersion, v)
+	req.Header.Set(mcp.HeaderMethod, method)
+	if name != "" {
+		req.Header.Set(mcp.HeaderName, name)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, out
+}
+
+// rpcTool calls a tool with rpc, expects HTTP 200, and returns the tool's
+// text and whether it is a tool error.
+func rpcTool(t *testing.T, endpoint, token, name string, args map[string]any) (string, bool) {
+	t.Helper()
+	resp, body := rpc(t, endpoint, token, "tools/call", name, args)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var reply struct {
+		Result mcp.CallToolResult `json:"result"`
+	}
+	require.NoError(t, json.Unmarshal(body, &reply), string(body))
+	return resultText(t, &reply.Result), reply.Result.IsError
+}
+
+// listTools returns the names tools/list shows the caller of token.
+func listTools(t *testing.T, endpoint, token string) []string {
+	t.Helper()
+	resp, body := rpc(t, endpoint, token, "tools/list", "", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var reply struct {
+		Result struct{ Tools []struct{ Name string } } `json:"result"`
+	}
+	require.NoError(t, json.Unmarshal(body, &reply), string(body))
+	var names []string
+	for _, tl := range reply.Result.Tools {
+		names = append(names, tl.Name)
+	}
+	return names
+}
+
+// scopeChallenge is the WWW-Authenticate value of a 403 for a request that
+// needs scopes the token lacks.
+func scopeChallenge(base, scopes string) string {
+	return `Bearer error="insufficient_scope", error_description="The access token does not grant the scope this request requires.", ` +
+		`scope="` + scopes + `", resource_metadata="` + base + `/.well-known/oauth-protected-resource/mcp"`
+}
+
+// assertStepUp checks a transport refusal of a call that lacks scopes.
+func assertStepUp(t *testing.T, status int, header http.Header, body []byte, base, scopes string) {
+	t.Helper()
+	assert.Equal(t, http.StatusForbidden, status, string(body))
+	assert.Equal(t, scopeChallenge(base, scopes), header.Get("WWW-Authenticate"))
+	assert.JSONEq(t, `{"error":"insufficient_scope","error_description":"The access token does not grant the scope this request requires."}`, string(body))
+}
+
 // TestServerWithDescopeFromEnv runs the binary against a fake Descope that
 // it learns about only through the environment, as in production.
 func TestServerWithDescopeFromEnv(t *testing.T) {
@@ -301,11 +389,10 @@ func TestServerWithDescopeFromEnv(t *testing.T) {
 		assert.Equal(t, []string{scopeRead, scopeWrite}, id.Scopes)
 	})
 
-	t.Run("write refused without notes:write", func(t *testing.T) {
-		res := callTool(t, endpoint, aliceReader, "write_note", map[string]any{"text": "not stored"})
-		assert.True(t, res.IsError)
-		assert.Equal(t, msgNeedsWrite, resultText(t, res))
-		res = callTool(t, endpoint, aliceReader, "list_notes", nil)
+	t.Run("write refused at the transport without notes:write", func(t *testing.T) {
+		resp, body := rpc(t, endpoint, aliceReader, "tools/call", "write_note", map[string]any{"text": "not stored"})
+		assertStepUp(t, resp.StatusCode, resp.Header, body, base, scopeWrite)
+		res := callTool(t, endpoint, aliceReader, "list_notes", nil)
 		require.False(t, res.IsError)
 		assert.JSONEq(t, `{"notes":[]}`, resultText(t, res))
 	})
@@ -329,6 +416,57 @@ func TestServerWithDescopeFromEnv(t *testing.T) {
 		assert.JSONEq(t, `{"notes":[]}`, resultText(t, res))
 	})
 
+	everyone := []string{"whoami", "list_notes", "write_note"}
+	// Tokens carry the caller's Descope authorization as claims; Mint
+	// replaces the fake user's (empty) ones.
+	withAuthz := func(sub string, authz map[string]any) string {
+		claims := map[string]any{"sub": sub, "aud": endpoint, "scope": scopeRead}
+		for k, v := range authz {
+			claims[k] = v
+		}
+		return ds.Mint(claims)
+	}
+
+	t.Run("notes_stats needs the admin role", func(t *testing.T) {
+		admin := withAuthz("U2admin00000000000000000000", map[string]any{"roles": []string{"admin"}})
+		assert.ElementsMatch(t, append(everyone, "notes_stats"), listTools(t, endpoint, admin))
+		text, isErr := rpcTool(t, endpoint, admin, "notes_stats", nil)
+		require.False(t, isErr, text)
+		assert.JSONEq(t, `{"users":1,"notes":1}`, text, "alice's one note")
+
+		for name, token := range map[string]string{
+			"no roles":            aliceWriter,
+			"another role":        withAuthz(bob, map[string]any{"roles": []string{"editor"}}),
+			"admin only a tenant": withAuthz(bob, map[string]any{"dct": "T1", "tenants": map[string]any{"T1": map[string]any{"roles": []string{"admin"}}}}),
+		} {
+			assert.ElementsMatch(t, everyone, listTools(t, endpoint, token), name)
+			text, isErr := rpcTool(t, endpoint, token, "notes_stats", nil)
+			assert.True(t, isErr, name)
+			assert.Equal(t, auth.DeniedMessage, text, name)
+		}
+	})
+
+	t.Run("tenant_report needs reports.read in the current tenant", func(t *testing.T) {
+		member := withAuthz(alice, map[string]any{"dct": "T1", "tenants": map[string]any{
+			"T1": map[string]any{"permissions": []string{"reports.read"}}}})
+		assert.ElementsMatch(t, append(everyone, "tenant_report"), listTools(t, endpoint, member))
+		text, isErr := rpcTool(t, endpoint, member, "tenant_report", nil)
+		require.False(t, isErr, text)
+		assert.JSONEq(t, `{"tenant":"T1","your_notes":1}`, text)
+
+		for name, token := range map[string]string{
+			"no tenant": aliceWriter,
+			"permission in another tenant": withAuthz(alice, map[string]any{"dct": "T1", "tenants": map[string]any{
+				"T1": map[string]any{"roles": []string{"member"}}, "T2": map[string]any{"permissions": []string{"reports.read"}}}}),
+			"project-wide permission, no current tenant": withAuthz(alice, map[string]any{"permissions": []string{"reports.read"}}),
+		} {
+			assert.ElementsMatch(t, everyone, listTools(t, endpoint, token), name)
+			text, isErr := rpcTool(t, endpoint, token, "tenant_report", nil)
+			assert.True(t, isErr, name)
+			assert.Equal(t, auth.DeniedMessage, text, name)
+		}
+	})
+
 	t.Run("no token", func(t *testing.T) {
 		resp, err := http.Post(endpoint, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
 		require.NoError(t, err)
@@ -339,6 +477,95 @@ func TestServerWithDescopeFromEnv(t *testing.T) {
 	p.terminate(t)
 	assert.NotContains(t, p.stdout(), "DEV MODE")
 	assert.Contains(t, p.stdout(), "notes: MCP endpoint "+endpoint)
+}
+
+// TestRequiredScopesFollowTheHierarchy runs the binary with
+// DESCOPE_REQUIRED_SCOPES=notes:read: notes:write counts as notes:read, and
+// a 403 names the endpoint's scopes together with the tool's.
+func TestRequiredScopesFollowTheHierarchy(t *testing.T) {
+	ds := descopetest.NewServer()
+	t.Cleanup(ds.Close)
+	addr := freeAddr(t)
+	base := "http://" + addr
+	p := startNotes(t, childEnv(
+		"DESCOPE_CONFIG_URL="+ds.WellKnownURL(),
+		"DESCOPE_REQUIRED_SCOPES="+scopeRead,
+		"MCP_SERVER_URL="+base,
+		"ADDR="+addr,
+	))
+	p.waitPort(t, addr)
+	endpoint := base + "/mcp"
+	mint := func(scope string) string { return ds.Mint(map[string]any{"aud": endpoint, "scope": scope}) }
+
+	text, isErr := rpcTool(t, endpoint, mint(scopeWrite), "write_note", map[string]any{"text": "hi"})
+	require.False(t, isErr, text)
+	text, isErr = rpcTool(t, endpoint, mint(scopeWrite), "list_notes", nil)
+	require.False(t, isErr, text)
+	assert.Contains(t, text, `"text":"hi"`)
+
+	resp, body := rpc(t, endpoint, mint(scopeRead), "tools/call", "write_note", map[string]any{"text": "no"})
+	assertStepUp(t, resp.StatusCode, resp.Header, body, base, scopeRead+" "+scopeWrite)
+	resp, body = rpc(t, endpoint, mint("openid"), "tools/call", "list_notes", nil)
+	assertStepUp(t, resp.StatusCode, resp.Header, body, base, scopeRead)
+}
+
+// TestSessionSecretSharedByReplicas runs three servers for one public URL:
+// two share MCP_SESSION_SECRET, the third has none. A session (protocol
+// 2025-11-25) opened on the first works on the second, but only for the
+// user who opened it, and not on the third.
+func TestSessionSecretSharedByReplicas(t *testing.T) {
+	ds := descopetest.NewServer()
+	t.Cleanup(ds.Close)
+	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	base := "http://" + addrs[0] // the URL the load balancer would have
+	const secret = "MCP_SESSION_SECRET=0123456789abcdef0123456789abcdef"
+	for i, addr := range addrs {
+		env := []string{"DESCOPE_CONFIG_URL=" + ds.WellKnownURL(), "MCP_SERVER_URL=" + base, "ADDR=" + addr}
+		if i < 2 {
+			env = append(env, secret)
+		}
+		p := startNotes(t, childEnv(env...))
+		p.waitPort(t, addr)
+	}
+	endpoint := func(i int) string { return "http://" + addrs[i] + "/mcp" }
+	alice := ds.Mint(map[string]any{"sub": "U2alice000000000000000000000", "aud": base + "/mcp"})
+	bob := ds.Mint(map[string]any{"sub": "U2bob000000000000000000000000", "aud": base + "/mcp"})
+
+	// post sends one legacy request and returns the status and the
+	// session ID the server answered with.
+	post := func(i int, token, session, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, endpoint(i), strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if session != "" {
+			req.Header.Set(server.HeaderKeySessionID, session)
+			req.Header.Set(mcp.HeaderProtocolVersion, mcp.ProtocolVersion20251125)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get(server.HeaderKeySessionID)
+	}
+	const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"` + mcp.ProtocolVersion20251125 +
+		`","capabilities":{},"clientInfo":{"name":"notes-test","version":"1"}}}`
+	const list = `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+
+	status, session := post(0, alice, "", initialize)
+	require.Equal(t, http.StatusOK, status)
+	require.NotEmpty(t, session)
+
+	status, _ = post(1, alice, session, list)
+	assert.Equal(t, http.StatusOK, status, "a replica with the same secret accepts alice's session")
+	status, _ = post(1, bob, session, list)
+	assert.Equal(t, http.StatusNotFound, status, "bob cannot use alice's session")
+	status, _ = post(0, bob, session, list)
+	assert.Equal(t, http.StatusNotFound, status, "not even where it was opened")
+	status, _ = post(2, alice, session, list)
+	assert.Equal(t, http.StatusNotFound, status, "a server with another secret does not know the session")
 }
 
 // TestDevMode runs the binary with no Descope configuration and runs the
@@ -364,18 +591,32 @@ func TestDevMode(t *testing.T) {
 	assert.Equal(t, devTenant, id.CurrentTenant)
 	assert.Equal(t, []string{scopeRead, scopeWrite}, id.Scopes)
 
-	// The same command with the read-only token, calling write_note.
-	writeLine := replaceOnce(t, curlLine, full, readOnly)
-	writeLine = replaceOnce(t, writeLine, "Mcp-Name: whoami", "Mcp-Name: write_note")
+	// The same command with the read-only token, calling write_note: the
+	// transport refuses it, naming the scope to ask the user for.
+	writeLine := replaceOnce(t, curlLine, "Mcp-Name: whoami", "Mcp-Name: write_note")
 	writeLine = replaceOnce(t, writeLine, `"name":"whoami","arguments":{}`, `"name":"write_note","arguments":{"text":"hello"}`)
+	status, header, body := runCurlLineHeaders(t, replaceOnce(t, writeLine, full, readOnly))
+	assertStepUp(t, status, header, body, "http://"+addr, scopeWrite)
+
+	// With the full token, it is saved.
 	status, body = runCurlLine(t, writeLine)
 	assert.Equal(t, http.StatusOK, status)
 	var reply struct {
 		Result mcp.CallToolResult `json:"result"`
 	}
 	require.NoError(t, json.Unmarshal(body, &reply), string(body))
-	assert.True(t, reply.Result.IsError)
-	assert.Equal(t, msgNeedsWrite, resultText(t, &reply.Result))
+	assert.False(t, reply.Result.IsError, string(body))
+	assert.Equal(t, "saved", resultText(t, &reply.Result))
+
+	// The dev user has reports.read in their tenant but is no admin.
+	p.waitLine(t, "notes: tools:")
+	assert.ElementsMatch(t, []string{"whoami", "list_notes", "write_note", "tenant_report"}, listTools(t, endpoint, full))
+	text, isErr := rpcTool(t, endpoint, readOnly, "tenant_report", nil)
+	require.False(t, isErr, text)
+	assert.JSONEq(t, `{"tenant":"`+devTenant+`","your_notes":1}`, text)
+	text, isErr = rpcTool(t, endpoint, full, "notes_stats", nil)
+	assert.True(t, isErr)
+	assert.Equal(t, auth.DeniedMessage, text)
 
 	p.terminate(t)
 }
@@ -409,13 +650,21 @@ func toolReply[T any](t *testing.T, body []byte) T {
 // returns the HTTP status and the body.
 func runCurlLine(t *testing.T, line string) (int, []byte) {
 	t.Helper()
+	status, _, body := runCurlLineHeaders(t, line)
+	return status, body
+}
+
+// runCurlLineHeaders is runCurlLine that also returns the response headers.
+func runCurlLineHeaders(t *testing.T, line string) (int, http.Header, []byte) {
+	t.Helper()
 	args := shellWords(t, line)
 	require.Equal(t, "curl", args[0])
 	if curl, err := exec.LookPath("curl"); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), procTimeout)
 		defer cancel()
-		// -w appends the status on a line of its own.
-		cmd := exec.CommandContext(ctx, curl, append(args[1:], "-w", "\n%{http_code}")...)
+		headerFile := filepath.Join(t.TempDir(), "headers")
+		// -D saves the headers; -w appends the status on a line of its own.
+		cmd := exec.CommandContext(ctx, curl, append(args[1:], "-D", headerFile, "-w", "\n%{http_code}")...)
 		out, err := cmd.Output()
 		require.NoError(t, err, "curl: %s", out)
 		body, code, ok := cutLast(string(out), "\n")
@@ -423,7 +672,9 @@ func runCurlLine(t *testing.T, line string) (int, []byte) {
 		var status int
 		_, err = fmt.Sscan(code, &status)
 		require.NoError(t, err)
-		return status, []byte(body)
+		raw, err := os.ReadFile(headerFile)
+		require.NoError(t, err)
+		return status, parseCurlHeaders(t, raw), []byte(body)
 	}
 
 	var url, data string
@@ -452,7 +703,20 @@ func runCurlLine(t *testing.T, line string) (int, []byte) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp.StatusCode, body
+	return resp.StatusCode, resp.Header, body
+}
+
+// parseCurlHeaders reads the headers curl -D saved: the last block, after
+// any interim (1xx) responses.
+func parseCurlHeaders(t *testing.T, raw []byte) http.Header {
+	t.Helper()
+	blocks := strings.Split(strings.TrimSpace(strings.ReplaceAll(string(raw), "\r\n", "\n")), "\n\n")
+	last := blocks[len(blocks)-1]
+	_, fields, _ := strings.Cut(last, "\n") // drop the status line
+	tp := textproto.NewReader(bufio.NewReader(strings.NewReader(fields + "\n\n")))
+	h, err := tp.ReadMIMEHeader()
+	require.NoError(t, err, "headers %q", raw)
+	return http.Header(h)
 }
 
 func cutLast(s, sep string) (before, after string, ok bool) {
@@ -518,6 +782,7 @@ func TestStartupErrors(t *testing.T) {
 		{"dev mode on all interfaces", []string{"ADDR=0.0.0.0:0"}, "dev mode"},
 		{"port in use", []string{"ADDR=" + busy.Addr().String(), "MCP_SERVER_URL=http://" + busy.Addr().String()}, "address already in use"},
 		{"dev mode with public URL", []string{"ADDR=127.0.0.1:0", "MCP_SERVER_URL=https://notes.example.com"}, "dev mode"},
+		{"short session secret", []string{"MCP_SESSION_SECRET=hunter2"}, "MCP_SESSION_SECRET"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -12,14 +12,24 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/mcp-go-contrib/descope/auth"
 	"github.com/mcp-go-contrib/descope/auth/descope"
 )
 
 // The scopes this server knows. Reading needs no scope beyond a valid
-// token; writing needs notes:write.
+// token; writing needs notes:write, which implies notes:read (see
+// newPolicy).
 const (
 	scopeRead  = "notes:read"
 	scopeWrite = "notes:write"
+)
+
+// The Descope authorization the admin and tenant tools ask for: a
+// project-wide role, and a permission in the caller's current tenant.
+const (
+	roleAdmin       = "admin"
+	permReportsRead = "reports.read"
+	currentTenant   = "" // for descope.RequireTenant*: the token's "dct" claim
 )
 
 // Limits that keep one user from filling the server's memory.
@@ -31,7 +41,6 @@ const (
 // Tool errors the caller sees. They are fixed texts.
 const (
 	msgNotSignedIn = "this tool needs a signed-in caller"
-	msgNeedsWrite  = "write_note needs the " + scopeWrite + " scope; sign in again granting it"
 )
 
 // note is one stored note.
@@ -67,22 +76,68 @@ func (s *store) list(subject string) []note {
 	return append([]note{}, s.notes[subject]...)
 }
 
-// newMCPServer builds the MCP server with the notes tools.
-func newMCPServer(st *store) *server.MCPServer {
-	s := server.NewMCPServer("notes", "1.0.0", server.WithToolCapabilities(false))
-	s.AddTool(mcp.NewTool("whoami",
-		mcp.WithDescription("Shows who you are signed in as: subject, client, scopes, roles, permissions and tenants."),
+// count returns how many notes subject has.
+func (s *store) count(subject string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.notes[subject])
+}
+
+// stats is what notes_stats reports: totals only, never a note's text or
+// a user's ID.
+type stats struct {
+	Users int `json:"users"` // users with at least one note
+	Notes int `json:"notes"`
+}
+
+func (s *store) stats() stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := stats{}
+	for _, notes := range s.notes {
+		if len(notes) > 0 {
+			st.Users++
+			st.Notes += len(notes)
+		}
+	}
+	return st
+}
+
+// newPolicy returns the policy the tools are registered with. It is shared
+// by the MCP server (which hides and guards tools) and the HTTP middleware
+// (which answers a missing scope with 403 insufficient_scope, so that the
+// client can ask the user for it). The hierarchy lets a token with
+// notes:write pass wherever notes:read is required, for instance in
+// DESCOPE_REQUIRED_SCOPES.
+func newPolicy() *auth.Policy {
+	return auth.NewPolicy(auth.WithScopeHierarchy(map[string][]string{scopeWrite: {scopeRead}}))
+}
+
+// newMCPServer builds the MCP server with the notes tools, each registered
+// with what a caller needs to use it.
+func newMCPServer(st *store, pol *auth.Policy) *server.MCPServer {
+	s := server.NewMCPServer("notes", "1.0.0", append(pol.ServerOptions(), server.WithToolCapabilities(false))...)
+	pol.AddTool(s, mcp.NewTool("whoami",
+		mcp.WithDescription("Shows who you are signed in as: subject, client, scopes, roles, permissions and tenants. Open to every signed-in user."),
 		mcp.WithReadOnlyHintAnnotation(true),
 	), whoami)
-	s.AddTool(mcp.NewTool("write_note",
-		mcp.WithDescription("Saves a private note. Needs the "+scopeWrite+" scope."),
+	pol.AddTool(s, mcp.NewTool("write_note",
+		mcp.WithDescription("Saves a private note. Needs the "+scopeWrite+" scope; without it the server asks your client to sign in again granting it."),
 		mcp.WithString("text", mcp.Required(), mcp.Description("The note's text.")),
 		mcp.WithDestructiveHintAnnotation(false),
-	), st.writeNote)
-	s.AddTool(mcp.NewTool("list_notes",
-		mcp.WithDescription("Lists your own notes, oldest first."),
+	), st.writeNote, auth.RequireScopes(scopeWrite))
+	pol.AddTool(s, mcp.NewTool("list_notes",
+		mcp.WithDescription("Lists your own notes, oldest first. Open to every signed-in user."),
 		mcp.WithReadOnlyHintAnnotation(true),
 	), st.listNotes)
+	pol.AddTool(s, mcp.NewTool("notes_stats",
+		mcp.WithDescription("Counts the users and notes on this server (no note text). Needs the Descope role \""+roleAdmin+"\" (project-wide); hidden from other users."),
+		mcp.WithReadOnlyHintAnnotation(true),
+	), st.notesStats, descope.RequireRoles(roleAdmin))
+	pol.AddTool(s, mcp.NewTool("tenant_report",
+		mcp.WithDescription("Reports your current Descope tenant and how many notes you have. Needs the permission \""+permReportsRead+"\" in your current tenant; hidden from other users."),
+		mcp.WithReadOnlyHintAnnotation(true),
+	), st.tenantReport, descope.RequireTenantPermissions(currentTenant, permReportsRead))
 	return s
 }
 
@@ -117,13 +172,13 @@ func whoami(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, er
 	return jsonResult(id)
 }
 
+// writeNote runs only for callers whose token grants notes:write: the
+// middleware answers others with 403 insufficient_scope, and the policy
+// checks again before calling the handler.
 func (s *store) writeNote(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	c, ok := descope.ClaimsFromContext(ctx)
 	if !ok {
 		return mcp.NewToolResultError(msgNotSignedIn), nil
-	}
-	if msg := checkWriteScope(c); msg != "" {
-		return mcp.NewToolResultError(msg), nil
 	}
 	text, err := req.RequireString("text")
 	if err != nil || text == "" {
@@ -138,23 +193,37 @@ func (s *store) writeNote(ctx context.Context, req mcp.CallToolRequest) (*mcp.Ca
 	return mcp.NewToolResultText("saved"), nil
 }
 
-// checkWriteScope is the one place write_note's scope rule lives: it returns
-// the refusal to show, or "" when the caller may write. (Moving the check to
-// the transport, as a 403 insufficient_scope that lets the client step up,
-// replaces this function.)
-func checkWriteScope(c *descope.Claims) string {
-	if !c.HasScope(scopeWrite) {
-		return msgNeedsWrite
-	}
-	return ""
-}
-
 func (s *store) listNotes(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	c, ok := descope.ClaimsFromContext(ctx)
 	if !ok {
 		return mcp.NewToolResultError(msgNotSignedIn), nil
 	}
 	return jsonResult(map[string][]note{"notes": s.list(c.Subject)})
+}
+
+// notesStats runs only for callers with the admin role: the policy checks
+// it before the handler is called.
+func (s *store) notesStats(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	if _, ok := descope.ClaimsFromContext(ctx); !ok {
+		return mcp.NewToolResultError(msgNotSignedIn), nil
+	}
+	return jsonResult(s.stats())
+}
+
+// tenantSummary is what tenant_report returns.
+type tenantSummary struct {
+	Tenant    string `json:"tenant"`
+	YourNotes int    `json:"your_notes"`
+}
+
+// tenantReport runs only for callers with reports.read in their current
+// tenant, so CurrentTenant is never empty here.
+func (s *store) tenantReport(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	c, ok := descope.ClaimsFromContext(ctx)
+	if !ok {
+		return mcp.NewToolResultError(msgNotSignedIn), nil
+	}
+	return jsonResult(tenantSummary{Tenant: c.CurrentTenant, YourNotes: s.count(c.Subject)})
 }
 
 func jsonResult(v any) (*mcp.CallToolResult, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,7 @@ func TestToolsRefuseUnauthenticatedContext(t *testing.T) {
 	st := newStore()
 	for name, h := range map[string]func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error){
 		"whoami": whoami, "write_note": st.writeNote, "list_notes": st.listNotes,
+		"notes_stats": st.notesStats, "tenant_report": st.tenantReport,
 	} {
 		text, isErr := call(t, h, context.Background(), map[string]any{"text": "x"})
 		assert.True(t, isErr, name)
@@ -93,15 +95,10 @@ func TestToolsRefuseUnauthenticatedContext(t *testing.T) {
 	assert.Empty(t, st.notes)
 }
 
-func TestWriteNoteScopeAndInput(t *testing.T) {
+func TestWriteNoteInput(t *testing.T) {
 	c := newCaller(t, descopetest.User{Subject: "U2alice"})
 	st := newStore()
-	reader := c.ctx(t, map[string]any{"scope": "notes:read"})
 	writer := c.ctx(t, map[string]any{"scope": "notes:read notes:write"})
-
-	text, isErr := call(t, st.writeNote, reader, map[string]any{"text": "hi"})
-	assert.True(t, isErr)
-	assert.Equal(t, "write_note needs the notes:write scope; sign in again granting it", text)
 
 	for _, bad := range []map[string]any{nil, {"text": ""}, {"text": 42}, {"text": strings.Repeat("x", maxNoteBytes+1)}, {"text": "\xff"}} {
 		_, isErr := call(t, st.writeNote, writer, bad)
@@ -109,18 +106,80 @@ func TestWriteNoteScopeAndInput(t *testing.T) {
 	}
 	assert.Empty(t, st.list("U2alice"), "nothing refused is stored")
 
-	text, isErr = call(t, st.writeNote, writer, map[string]any{"text": "hi"})
+	text, isErr := call(t, st.writeNote, writer, map[string]any{"text": "hi"})
 	require.False(t, isErr, text)
-	text, isErr = call(t, st.listNotes, reader, nil)
+	text, isErr = call(t, st.listNotes, writer, nil)
 	require.False(t, isErr)
 	assert.Contains(t, text, `"text":"hi"`)
 }
 
-func TestCheckWriteScope(t *testing.T) {
-	with := &descope.Claims{Claims: &auth.Claims{Scopes: []string{"notes:read", "notes:write"}}}
-	without := &descope.Claims{Claims: &auth.Claims{Scopes: []string{"notes:read", "notes:writer"}}}
-	assert.Empty(t, checkWriteScope(with))
-	assert.Equal(t, msgNeedsWrite, checkWriteScope(without))
+// serverCall sends one tools/call straight to an MCP server built by
+// newMCPServer, with no HTTP middleware in front: the policy's handler
+// wrapper is then the only check.
+func serverCall(t *testing.T, ctx context.Context, st *store, name string, args map[string]any) (string, bool) {
+	t.Helper()
+	s := newMCPServer(st, newPolicy())
+	req, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+		"params": map[string]any{"name": name, "arguments": args}})
+	require.NoError(t, err)
+	out, err := json.Marshal(s.HandleMessage(ctx, req))
+	require.NoError(t, err)
+	var reply struct {
+		Result *mcp.CallToolResult `json:"result"`
+		Error  *struct{ Message string }
+	}
+	require.NoError(t, json.Unmarshal(out, &reply), string(out))
+	require.Nil(t, reply.Error, string(out))
+	require.NotNil(t, reply.Result, string(out))
+	return resultText(t, reply.Result), reply.Result.IsError
+}
+
+// Without the middleware's 403, the policy still keeps callers out of
+// write_note.
+func TestPolicyGuardsWriteNote(t *testing.T) {
+	c := newCaller(t, descopetest.User{Subject: "U2alice"})
+	st := newStore()
+	text, isErr := serverCall(t, c.ctx(t, map[string]any{"scope": "notes:read"}), st, "write_note", map[string]any{"text": "hi"})
+	assert.True(t, isErr)
+	assert.NotEmpty(t, text)
+	assert.Empty(t, st.list("U2alice"), "the handler did not run")
+
+	text, isErr = serverCall(t, c.ctx(t, map[string]any{"scope": "notes:write"}), st, "write_note", map[string]any{"text": "hi"})
+	require.False(t, isErr, text)
+	assert.Equal(t, "saved", text)
+}
+
+func TestStats(t *testing.T) {
+	st := newStore()
+	assert.Equal(t, stats{}, st.stats())
+	require.NoError(t, st.add("alice", "secret a1"))
+	require.NoError(t, st.add("alice", "secret a2"))
+	require.NoError(t, st.add("bob", "secret b1"))
+	assert.Equal(t, stats{Users: 2, Notes: 3}, st.stats())
+
+	admin := newCaller(t, descopetest.User{Subject: "U2admin", Roles: []string{roleAdmin}})
+	text, isErr := serverCall(t, admin.ctx(t, map[string]any{}), st, "notes_stats", nil)
+	require.False(t, isErr, text)
+	assert.JSONEq(t, `{"users":2,"notes":3}`, text)
+}
+
+func TestTenantReport(t *testing.T) {
+	st := newStore()
+	require.NoError(t, st.add("U2alice", "x"))
+	c := newCaller(t, descopetest.User{Subject: "U2alice", CurrentTenant: "T1",
+		Tenants: map[string]descopetest.Tenant{"T1": {Permissions: []string{permReportsRead}}}})
+	text, isErr := serverCall(t, c.ctx(t, map[string]any{}), st, "tenant_report", nil)
+	require.False(t, isErr, text)
+	assert.JSONEq(t, `{"tenant":"T1","your_notes":1}`, text)
+}
+
+// The dev user may use tenant_report but not notes_stats.
+func TestDevUserAuthorization(t *testing.T) {
+	ctx := newCaller(t, devUser).ctx(t, map[string]any{"scope": scopeRead})
+	d, ok := descope.ClaimsFromContext(ctx)
+	require.True(t, ok)
+	assert.True(t, d.HasTenantPermissions("", permReportsRead))
+	assert.False(t, d.HasRoles(roleAdmin))
 }
 
 func TestStoreKeepsUsersApart(t *testing.T) {
@@ -166,10 +225,10 @@ func TestStoreLimitAndConcurrency(t *testing.T) {
 
 // The handlers are wired to the names clients call.
 func TestServerListsTools(t *testing.T) {
-	s := newMCPServer(newStore())
+	s := newMCPServer(newStore(), newPolicy())
 	var names []string
 	for name := range s.ListTools() {
 		names = append(names, name)
 	}
-	assert.ElementsMatch(t, []string{"whoami", "write_note", "list_notes"}, names)
+	assert.ElementsMatch(t, []string{"whoami", "write_note", "list_notes", "notes_stats", "tenant_report"}, names)
 }
