@@ -5,16 +5,20 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: test lint run bench build
 
-## test: vet, then every test with the race detector
+## test: vet, then every test with the race detector, then the end-to-end
+## tests with real MCP clients (their own module; the TypeScript client
+## needs node and npm, and installs its pinned SDK with npm ci)
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	cd e2e && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 ## lint: formatting, vet and staticcheck
 lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd e2e && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 ## build: compile everything, including the example server
 build:

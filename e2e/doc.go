@@ -1,0 +1,16 @@
+// Package e2e holds the end-to-end tests of the library: real MCP clients
+// (mcp-go's OAuth client, the official Go SDK's and the TypeScript SDK's)
+// sign in through the whole OAuth flow (protected-resource metadata,
+// authorization-server metadata, dynamic client registration, PKCE
+// authorization, token exchange) against a fake Descope, then call a tool on
+// an mcp-go server protected by the library.
+//
+// It is a module of its own so that its test-only dependencies (the Go SDK,
+// and the npm packages under node/) never reach the library's users.
+//
+//	cd e2e && go vet ./... && go test -race -count=1 ./...
+//
+// The TypeScript client needs node and npm; the tests install its packages
+// with npm ci. Without them the TypeScript tests are skipped, unless CI=true,
+// where they fail.
+package e2e
