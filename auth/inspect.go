@@ -53,7 +53,7 @@ func readMessages(r *http.Request, maxBytes int64) ([]message, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
 	if err != nil {
-		return nil, err
+		return nil, errBodyUnreadable
 	}
 	if int64(len(body)) > maxBytes {
 		return nil, errBodyTooLarge
@@ -74,7 +74,10 @@ func readMessages(r *http.Request, maxBytes int64) ([]message, error) {
 	return []message{m}, nil
 }
 
-var errBodyTooLarge = errors.New("request body too large")
+var (
+	errBodyTooLarge   = errors.New("request body too large")
+	errBodyUnreadable = errors.New("request body could not be read")
+)
 
 // operation is the JSON-RPC method and name of a single-message request.
 type operation struct{ method, name string }

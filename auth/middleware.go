@@ -30,6 +30,7 @@ const (
 	bodyInsufficient = `{"error":"insufficient_scope","error_description":"` + descInsufficient + `"}`
 	bodyUnavailable  = `{"error":"temporarily_unavailable","error_description":"` + descUnavailable + `"}`
 	bodyTooLarge     = `{"error":"invalid_request","error_description":"The request body is too large."}`
+	bodyUnreadable   = `{"error":"invalid_request","error_description":"The request body could not be read."}`
 	bodyListenDenied = `{"error":"access_denied","error_description":"The subscription names a resource this caller may not read."}`
 	// A JSON-RPC error, so that clients of either protocol era read it.
 	bodyNotification  = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Notifications are accepted only within the caller's own session."}}`
@@ -312,6 +313,8 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		status, body = http.StatusRequestEntityTooLarge, bodyTooLarge
+	case errors.Is(err, errBodyUnreadable):
+		status, body = http.StatusBadRequest, bodyUnreadable
 	case errors.Is(err, errNotification):
 		status, body = http.StatusBadRequest, bodyNotification
 	case errors.Is(err, errListenDenied):

@@ -73,6 +73,11 @@ type setup struct {
 	requiredScopes []string
 	leeway         time.Duration // descope.Config.Leeway; 0 keeps the default
 	ds             []descopetest.Option
+	// mcpServer is the MCP server to protect; nil means whoamiServer().
+	// A setup that sets it must not be shared between envs.
+	mcpServer *server.MCPServer
+	// handlerOptions are passed to auth.Handler (auth.WithPolicy, ...).
+	handlerOptions []auth.Option
 }
 
 // env is a fake Descope and an mcp-go server protected by the library, both
@@ -130,8 +135,12 @@ func newEnv(t *testing.T, s setup) *env {
 	}
 	// What auth.WithProvider sets up, served by httptest: the endpoint
 	// guarded by Handler, and 2025-11-25 sessions bound to their callers.
-	mcpHTTP := server.NewStreamableHTTPServer(whoamiServer(), auth.SessionBinding(nil))
-	srv := httptest.NewUnstartedServer(e.journal.middleware(auth.Handler(p, mcpHTTP)))
+	mcpServer := s.mcpServer
+	if mcpServer == nil {
+		mcpServer = whoamiServer()
+	}
+	mcpHTTP := server.NewStreamableHTTPServer(mcpServer, auth.SessionBinding(nil))
+	srv := httptest.NewUnstartedServer(e.journal.middleware(auth.Handler(p, mcpHTTP, s.handlerOptions...)))
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
@@ -174,15 +183,21 @@ func (e *env) subject() string { return e.ds.User().Subject }
 // as the library hands it to tools.
 func whoamiServer() *server.MCPServer {
 	s := server.NewMCPServer("e2e-whoami", "1.0.0")
-	s.AddTool(mcp.NewTool("whoami", mcp.WithDescription("Returns the caller's subject.")),
-		func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			c, ok := descope.ClaimsFromContext(ctx)
-			if !ok {
-				return mcp.NewToolResultError("no authenticated caller"), nil
-			}
-			return mcp.NewToolResultText(c.Subject), nil
-		})
+	s.AddTool(whoamiTool(), whoami)
 	return s
+}
+
+func whoamiTool() mcp.Tool {
+	return mcp.NewTool("whoami", mcp.WithDescription("Returns the caller's subject."))
+}
+
+// whoami is the whoami tool's handler.
+func whoami(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	c, ok := descope.ClaimsFromContext(ctx)
+	if !ok {
+		return mcp.NewToolResultError("no authenticated caller"), nil
+	}
+	return mcp.NewToolResultText(c.Subject), nil
 }
 
 // seq orders exchanges across journals (a client's and the server's).
@@ -195,6 +210,7 @@ type exchange struct {
 	Method     string `json:"method"`
 	URL        string `json:"url"`
 	RPC        string `json:"rpc,omitempty"`        // JSON-RPC method of the body
+	Name       string `json:"name,omitempty"`       // its params.name (the tool of a tools/call)
 	Grant      string `json:"grant,omitempty"`      // grant_type of a token request
 	Scope      string `json:"scope,omitempty"`      // scope asked for (authorization or token request)
 	Resource   string `json:"resource,omitempty"`   // RFC 8707 resource sent
@@ -212,7 +228,9 @@ type exchange struct {
 func (x exchange) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s", x.Method, x.URL)
-	if x.RPC != "" {
+	if x.RPC != "" && x.Name != "" {
+		fmt.Fprintf(&b, " [%s %s]", x.RPC, x.Name)
+	} else if x.RPC != "" {
 		fmt.Fprintf(&b, " [%s]", x.RPC)
 	}
 	if x.Grant != "" {
@@ -334,10 +352,17 @@ func describe(x *exchange, r *http.Request) []byte {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	_ = r.Body.Close()
 	var rpc struct {
-		Method string `json:"method"`
+		Method string          `json:"method"`
+		Params json.RawMessage `json:"params"`
 	}
 	if json.Unmarshal(body, &rpc) == nil {
 		x.RPC = rpc.Method
+		var params struct {
+			Name any `json:"name"`
+		}
+		if json.Unmarshal(rpc.Params, &params) == nil {
+			x.Name, _ = params.Name.(string)
+		}
 	} else if form, err := url.ParseQuery(string(body)); err == nil {
 		x.Grant, x.Scope, x.Resource = form.Get("grant_type"), form.Get("scope"), form.Get("resource")
 	}

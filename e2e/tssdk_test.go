@@ -58,9 +58,11 @@ func nodeReady(t *testing.T) string {
 
 // tsOptions are the driver's options (see node/client.mjs).
 type tsOptions struct {
-	Token  string `json:"token,omitempty"`  // access token the client holds at the start
-	Scope  string `json:"scope,omitempty"`  // sign in first asking only for this scope
-	WaitMs int    `json:"waitMs,omitempty"` // call whoami, wait, call again
+	Token          string   `json:"token,omitempty"`          // access token the client holds at the start
+	Scope          string   `json:"scope,omitempty"`          // sign in first asking only for this scope
+	Tools          []string `json:"tools,omitempty"`          // tools to call after connecting (default whoami)
+	WaitMs         int      `json:"waitMs,omitempty"`         // then wait and call whoami again
+	NoRefreshToken bool     `json:"noRefreshToken,omitempty"` // register without the refresh_token grant
 }
 
 // tsResult is what the driver prints.
@@ -68,10 +70,27 @@ type tsResult struct {
 	OK              bool       `json:"ok"`
 	Step            string     `json:"step"`
 	Error           string     `json:"error"`
-	Subs            []string   `json:"subs"`
+	Subs            []string   `json:"subs"`    // whoami's answers
+	Calls           []tsCall   `json:"calls"`   // every tool result
+	StepUps         int        `json:"stepUps"` // tool calls that needed a new authorization
+	Tokens          []tsToken  `json:"tokens"`  // what the SDK saved, in order
 	ProtocolVersion string     `json:"protocolVersion"`
 	SessionID       string     `json:"sessionId"`
 	Trace           []exchange `json:"trace"`
+}
+
+// tsCall is a tool result the driver got.
+type tsCall struct {
+	Name    string `json:"name"`
+	Text    string `json:"text"`
+	IsError bool   `json:"isError"`
+}
+
+// tsToken is a token response the SDK saved.
+type tsToken struct {
+	Scope        string `json:"scope"`
+	RefreshToken bool   `json:"refreshToken"` // a refresh token came with it
+	Token        string `json:"token"`        // fingerprint of the access token
 }
 
 // runTS runs the TypeScript SDK client driver against the env. Its failure

@@ -4,15 +4,29 @@
 //   node client.mjs <mcp-url> [options-json]
 //
 // Options (all optional):
-//   token   an access token the client holds at the start (the server is
-//           expected to refuse it, and the client to sign in again);
-//   scope   sign in first asking only for this scope, before connecting;
-//   waitMs  call whoami, wait this long, then call it again.
+//   token           an access token the client holds at the start (the
+//                   server is expected to refuse it, and the client to sign
+//                   in again);
+//   scope           sign in first asking only for this scope, before
+//                   connecting;
+//   tools           the tools to call, in order, after connecting (default
+//                   ["whoami"]); each is called without arguments;
+//   waitMs          then wait this long and call whoami again;
+//   noRefreshToken  register without the refresh_token grant, so that the
+//                   authorization server issues no refresh token.
+//
+// When a tool call stops for a new authorization (the SDK throws
+// UnauthorizedError after redirectToAuthorization, as it does on a 403
+// insufficient_scope when it holds no refresh token), the driver completes
+// it with finishAuth and calls the tool once more, as an application would.
 //
 // It prints one JSON object on stdout:
-//   {ok, step, error, subs, protocolVersion, sessionId, trace}
-// where trace lists every HTTP exchange the SDK (and the driver) made.
-// The exit status is 0 when ok, 1 otherwise.
+//   {ok, step, error, subs, calls, stepUps, tokens, protocolVersion,
+//    sessionId, trace}
+// where subs are whoami's answers, calls every tool result, stepUps how
+// many tool calls needed a new authorization, tokens what the SDK saved
+// (scope, and whether a refresh token came), and trace every HTTP exchange
+// the SDK (and the driver) made. The exit status is 0 when ok, 1 otherwise.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -24,7 +38,18 @@ const REDIRECT_URI = 'http://127.0.0.1:8085/oauth/callback';
 const [mcpURL, optionsJSON] = process.argv.slice(2);
 const options = JSON.parse(optionsJSON || '{}');
 
-const out = { ok: false, step: 'start', error: '', subs: [], protocolVersion: '', sessionId: '', trace: [] };
+const out = {
+  ok: false,
+  step: 'start',
+  error: '',
+  subs: [],
+  calls: [],
+  stepUps: 0,
+  tokens: [],
+  protocolVersion: '',
+  sessionId: '',
+  trace: [],
+};
 
 // fingerprint identifies a bearer token without showing it, as the Go side does.
 function fingerprint(authorization) {
@@ -48,7 +73,9 @@ async function tracedFetch(input, init = {}) {
   if (typeof body === 'string' || body instanceof URLSearchParams) {
     const text = String(body);
     try {
-      x.rpc = JSON.parse(text).method;
+      const msg = JSON.parse(text);
+      x.rpc = msg.method;
+      x.name = typeof msg.params?.name === 'string' ? msg.params.name : undefined;
     } catch {
       const form = new URLSearchParams(text);
       x.grant = form.get('grant_type') || undefined;
@@ -95,7 +122,7 @@ class HeadlessProvider {
     return {
       client_name: 'e2e-ts-sdk',
       redirect_uris: [REDIRECT_URI],
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: options.noRefreshToken ? ['authorization_code'] : ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
     };
@@ -114,6 +141,11 @@ class HeadlessProvider {
     return this._tokens;
   }
   saveTokens(tokens) {
+    out.tokens.push({
+      scope: tokens.scope || '',
+      refreshToken: !!tokens.refresh_token,
+      token: fingerprint(`Bearer ${tokens.access_token}`),
+    });
     this._tokens = tokens;
   }
   saveCodeVerifier(verifier) {
@@ -176,13 +208,31 @@ async function connect() {
   }
 }
 
-async function whoami() {
-  out.step = 'tools/call whoami';
-  const res = await client.callTool({ name: 'whoami', arguments: {} });
-  if (res.isError) {
-    throw new Error(`whoami failed: ${JSON.stringify(res.content)}`);
+// callTool calls a tool; when the call stops for a new authorization
+// (step-up), it exchanges the code and calls the tool once more.
+async function callTool(name) {
+  out.step = `tools/call ${name}`;
+  let res;
+  try {
+    res = await client.callTool({ name, arguments: {} });
+  } catch (e) {
+    if (!(e instanceof UnauthorizedError)) {
+      throw e;
+    }
+    out.step = `finishAuth (token exchange after step-up for ${name})`;
+    await transport.finishAuth(provider.takeCode());
+    out.stepUps++;
+    out.step = `tools/call ${name} after step-up`;
+    res = await client.callTool({ name, arguments: {} });
   }
-  out.subs.push(res.content[0].text);
+  const text = res.content?.[0]?.text ?? JSON.stringify(res.content);
+  out.calls.push({ name, text, isError: !!res.isError });
+  if (res.isError) {
+    throw new Error(`${name} failed: ${text}`);
+  }
+  if (name === 'whoami') {
+    out.subs.push(text);
+  }
 }
 
 try {
@@ -200,11 +250,13 @@ try {
   await connect();
   out.protocolVersion = transport.protocolVersion || '';
   out.sessionId = transport.sessionId || '';
-  await whoami();
+  for (const name of options.tools || ['whoami']) {
+    await callTool(name);
+  }
   if (options.waitMs) {
     out.step = `wait ${options.waitMs}ms`;
     await new Promise((resolve) => setTimeout(resolve, options.waitMs));
-    await whoami();
+    await callTool('whoami');
   }
   out.ok = true;
   out.step = 'done';
