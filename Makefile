@@ -3,7 +3,10 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint run bench build
+FUZZTIME ?= 30s
+SOAK_DURATION ?= 60s
+
+.PHONY: test lint run bench build fuzz soak
 
 ## test: vet, then every test with the race detector, then the end-to-end
 ## tests with real MCP clients (their own module; the TypeScript client
@@ -12,6 +15,7 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	cd e2e && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	$(MAKE) fuzz FUZZTIME=5s
 
 ## lint: formatting, vet and staticcheck
 lint:
@@ -36,3 +40,12 @@ bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkVerify|BenchmarkMiddleware' -benchmem -count 5 ./auth/...
 	$(GO) test -run '^$$' -bench 'BenchmarkLoad' -benchtime 5000x -count 3 ./auth/descope/
 	$(GO) test -run '^$$' -bench 'BenchmarkMemory' -benchtime 1x ./auth/descope/
+
+## fuzz: each fuzz target for FUZZTIME (default 30s); seeds live in testdata/fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzBearerToken$$' -fuzztime $(FUZZTIME) ./auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyToken$$' -fuzztime $(FUZZTIME) ./auth/descope/
+
+## soak: a protected server under mixed load while keys rotate and Descope goes down and back
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -run '^TestSoak$$' -count=1 -timeout 0 -v ./auth/descope/

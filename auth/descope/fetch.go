@@ -52,7 +52,6 @@ type refresher struct {
 	mu       sync.Mutex
 	inflight chan struct{}
 	started  time.Time // when the last run started
-	lastErr  error
 }
 
 func newRefresher(life context.Context, timeout time.Duration, run func(context.Context) error) *refresher {
@@ -76,10 +75,9 @@ func (r *refresher) start(minGap time.Duration) <-chan struct{} {
 	r.started = now
 	go func() {
 		ctx, cancel := context.WithTimeout(r.life, r.timeout)
-		err := r.run(ctx)
+		_ = r.run(ctx) // the run reports its own failures
 		cancel()
 		r.mu.Lock()
-		r.lastErr = err
 		r.inflight = nil
 		r.mu.Unlock()
 		close(done)
@@ -100,11 +98,4 @@ func (r *refresher) wait(ctx context.Context, minGap time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// err returns the error of the last finished run.
-func (r *refresher) err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.lastErr
 }

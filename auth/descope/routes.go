@@ -164,7 +164,7 @@ func (m *metadataCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case doc == nil:
 		m.fetches.wait(r.Context(), metadataRetryGap)
-		doc, at = m.current()
+		doc, _ = m.current()
 	case time.Since(at) > m.ttl:
 		m.fetches.start(metadataRetryGap) // serve the stale copy meanwhile
 	}

@@ -97,6 +97,9 @@ func (p *Provider) VerifyToken(ctx context.Context, token string) (*auth.Claims,
 			return c, nil
 		}
 	}
+	if !isCompactJWS(token) {
+		return nil, auth.Invalid(reasonMalformed, nil)
+	}
 	if p.keys.current() == nil {
 		p.keys.refreshNow(ctx)
 		if p.keys.current() == nil {
@@ -121,6 +124,28 @@ func (p *Provider) VerifyToken(ctx context.Context, token string) (*auth.Claims,
 		p.cache.put(&key, claims, kid, time.Now())
 	}
 	return claims, nil
+}
+
+// isCompactJWS reports whether token is three non-empty base64url segments
+// and nothing else. The base64 decoder under jwt/v5 skips CR and LF, so
+// without this one token would have many accepted spellings (and cache
+// entries). A cached token passed this check already, so it runs only on a
+// cache miss.
+func isCompactJWS(token string) bool {
+	dots, run := 0, 0
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		switch {
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_':
+			run++
+		case c == '.' && run > 0:
+			dots++
+			run = 0
+		default:
+			return false
+		}
+	}
+	return dots == 2 && run > 0
 }
 
 // keyFunc finds the key a token names. An unknown key ID triggers one

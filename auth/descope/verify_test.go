@@ -153,7 +153,7 @@ func TestVerifyTokenOverHTTP(t *testing.T) {
 		{name: "missing audience", header: "Bearer " + ds.Mint(valid(map[string]any{"aud": nil})), status: 401, challenge: challengeInvalid, body: bodyInvalid, reason: "missing_claim"},
 		{name: "missing exp", header: "Bearer " + ds.Mint(valid(map[string]any{"exp": nil})), status: 401, challenge: challengeInvalid, body: bodyInvalid, reason: "missing_claim"},
 		{name: "missing sub", header: "Bearer " + ds.Mint(valid(map[string]any{"sub": nil})), status: 401, challenge: challengeInvalid, body: bodyInvalid, reason: "missing_claim"},
-		{name: "alg none", header: "Bearer " + signNone(t, map[string]any{"alg": "none", "typ": "JWT", "kid": ds.SigningKeyID()}, valid(map[string]any{"iss": ds.Issuer(), "sub": "U2mallory", "exp": now.Add(time.Hour).Unix()})), status: 401, challenge: challengeInvalid, body: bodyInvalid, reason: "signature"},
+		{name: "alg none", header: "Bearer " + signNone(t, map[string]any{"alg": "none", "typ": "JWT", "kid": ds.SigningKeyID()}, valid(map[string]any{"iss": ds.Issuer(), "sub": "U2mallory", "exp": now.Add(time.Hour).Unix()})), status: 401, challenge: challengeInvalid, body: bodyInvalid, reason: "malformed"},
 		{name: "HS256 signed with the public key", header: "Bearer " + hsWithPublicKey(), status: 401, challenge: challengeInvalid, body: bodyInvalid, reason: "signature"},
 		{name: "bad signature", header: "Bearer " + ds.Mint(valid(nil))[:len(ds.Mint(valid(nil)))-4] + "AAAA", status: 401, challenge: challengeInvalid, body: bodyInvalid, reason: "signature"},
 		{name: "unknown kid", header: "Bearer " + ds.MintWithHeader(map[string]any{"kid": "no-such-key"}, valid(nil)), status: 401, challenge: challengeInvalid, body: bodyInvalid, reason: "unknown_key"},
