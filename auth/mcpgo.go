@@ -28,10 +28,11 @@ import (
 // is not protected.
 func WithProvider(p AuthProvider, opts ...Option) server.StreamableHTTPOption {
 	return func(s *server.StreamableHTTPServer) {
+		set := collect(opts)
 		server.WithEndpointPath(EndpointPath(p))(s)
-		SessionBinding(collect(opts).sessionSecret)(s)
+		SessionBinding(set.sessionSecret)(s)
 		server.WithStreamableHTTPServer(&http.Server{
-			Handler: Handler(p, s, opts...),
+			Handler: handler(p, s, set),
 			// A slow client must not hold a connection open forever
 			// before it has even sent its headers.
 			ReadHeaderTimeout: 10 * time.Second,
@@ -44,9 +45,15 @@ func WithProvider(p AuthProvider, opts ...Option) server.StreamableHTTPOption {
 // routes beside it. Mount it at the root of a server or mux. Other paths get
 // 404.
 func Handler(p AuthProvider, mcp http.Handler, opts ...Option) http.Handler {
+	s := collect(opts)
+	warnSessionSecret(s)
+	return handler(p, mcp, s)
+}
+
+func handler(p AuthProvider, mcp http.Handler, s settings) http.Handler {
 	mux := http.NewServeMux()
 	endpoint := EndpointPath(p)
-	mux.Handle(endpoint, Middleware(p, opts...)(mcp))
+	mux.Handle(endpoint, middleware(p, s)(mcp))
 	seen := map[string]bool{endpoint: true}
 	for _, rt := range p.Routes() {
 		// A discovery route can never take over the MCP endpoint or

@@ -128,8 +128,7 @@ func collect(opts []Option) settings {
 	return s
 }
 
-func newGuard(p AuthProvider, opts []Option) *guard {
-	s := collect(opts)
+func newGuard(p AuthProvider, s settings) *guard {
 	res := p.ProtectedResource()
 	g := &guard{
 		provider: p,
@@ -153,11 +152,22 @@ func newGuard(p AuthProvider, opts []Option) *guard {
 // Every method is guarded except OPTIONS, so that CORS preflight requests,
 // which never carry credentials, still reach the MCP server's CORS handling.
 func Middleware(p AuthProvider, opts ...Option) func(http.Handler) http.Handler {
-	g := newGuard(p, opts)
-	if collect(opts).sessionSecret != nil {
-		g.log.Warn("auth: WithSessionSecret has no effect on Middleware or Handler; " +
+	s := collect(opts)
+	warnSessionSecret(s)
+	return middleware(p, s)
+}
+
+// warnSessionSecret says so when WithSessionSecret reaches Middleware or
+// Handler, which do not own the MCP server and so cannot bind its sessions.
+func warnSessionSecret(s settings) {
+	if s.sessionSecret != nil {
+		s.logger.Warn("auth: WithSessionSecret has no effect on Middleware or Handler; " +
 			"pass auth.SessionBinding(secret) to server.NewStreamableHTTPServer")
 	}
+}
+
+func middleware(p AuthProvider, s settings) func(http.Handler) http.Handler {
+	g := newGuard(p, s)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			g.serve(w, r, next)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -249,4 +251,17 @@ func TestClaimsFromContext(t *testing.T) {
 	assert.Same(t, c, got)
 	assert.True(t, got.HasScope("a"))
 	assert.False(t, got.HasScope("b"))
+}
+
+func TestSessionSecretWarning(t *testing.T) {
+	p := &tableProvider{res: auth.ProtectedResource{URL: "https://mcp.example.com/mcp", MetadataURL: prmURL}}
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+
+	_ = server.NewStreamableHTTPServer(server.NewMCPServer("t", "1"),
+		auth.WithProvider(p, auth.WithLogger(log), auth.WithSessionSecret([]byte("0123456789abcdef0123456789abcdef"))))
+	assert.Empty(t, logs.String(), "WithProvider uses the secret")
+
+	_ = auth.Handler(p, http.NotFoundHandler(), auth.WithLogger(log), auth.WithSessionSecret([]byte("x")))
+	assert.Contains(t, logs.String(), "WithSessionSecret has no effect on Middleware or Handler")
 }
