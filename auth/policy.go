@@ -261,8 +261,7 @@ func (p *Policy) AddResource(s *server.MCPServer, resource mcp.Resource, handler
 	})
 }
 
-// neededScopes returns the scopes an operation needs beyond the endpoint's,
-// and whether the caller's rules allow it at all.
+// neededScopes returns the scopes an operation needs beyond the endpoint's.
 func (p *Policy) neededScopes(m message) []string {
 	switch m.Method {
 	case string(mcp.MethodToolsCall):
