@@ -337,21 +337,33 @@ func redirect(w http.ResponseWriter, redirectURI string, params url.Values) {
 	w.WriteHeader(http.StatusFound)
 }
 
-// handleToken serves the token endpoint.
-func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+// clientForm reads a form POST to the token or revocation endpoint (size
+// capped) and authenticates its client. It answers the request itself and
+// returns false when either fails.
+func (s *Server) clientForm(w http.ResponseWriter, r *http.Request) (*client, bool) {
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	if err := r.ParseForm(); err != nil {
 		errorf("invalid_request", "cannot parse form body: %v", err).write(w)
-		return
+		return nil, false
 	}
 	c, e := s.authenticateClient(w, r)
 	if e != nil {
 		e.write(w)
+		return nil, false
+	}
+	return c, true
+}
+
+// handleToken serves the token endpoint.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Pragma", "no-cache")
+	c, ok := s.clientForm(w, r)
+	if !ok {
 		return
 	}
 	var resp *tokenResponse
+	var e *oauthError
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "":
 		e = errorf("invalid_request", "grant_type is required")
@@ -553,15 +565,8 @@ func (s *Server) issue(c *client, u User, scope string, resources []string, g *g
 // client are revoked; anything else is accepted and ignored, as the RFC
 // asks.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	if err := r.ParseForm(); err != nil {
-		errorf("invalid_request", "cannot parse form body: %v", err).write(w)
-		return
-	}
-	c, e := s.authenticateClient(w, r)
-	if e != nil {
-		e.write(w)
+	c, ok := s.clientForm(w, r)
+	if !ok {
 		return
 	}
 	token := r.PostForm.Get("token")
