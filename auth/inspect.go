@@ -20,9 +20,18 @@ var errDenied = errors.New("access denied")
 
 // message is the part of a JSON-RPC message that decides access.
 type message struct {
-	ID     json.RawMessage `json:"id"`
-	Method string          `json:"method"`
-	Params messageParams   `json:"params"`
+	ID     present       `json:"id"`
+	Method string        `json:"method"`
+	Params messageParams `json:"params"`
+}
+
+// present records that a JSON member exists (even as null), without
+// keeping its value.
+type present bool
+
+func (p *present) UnmarshalJSON([]byte) error {
+	*p = true
+	return nil
 }
 
 type messageParams struct {
@@ -36,7 +45,7 @@ type messageParams struct {
 	} `json:"_meta"`
 }
 
-func (m *message) isNotification() bool { return m.Method != "" && m.ID == nil }
+func (m *message) isNotification() bool { return m.Method != "" && !bool(m.ID) }
 
 // resourceURIs lists the resources a subscriptions/listen request names.
 func (p *messageParams) resourceURIs() []string {
@@ -51,7 +60,18 @@ func readMessages(r *http.Request, maxBytes int64) ([]message, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
+	if r.ContentLength > maxBytes {
+		return nil, errBodyTooLarge
+	}
+	var body []byte
+	var err error
+	if r.ContentLength > 0 {
+		// The usual case: one allocation of the announced size.
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
+	}
 	if err != nil {
 		return nil, errBodyUnreadable
 	}
