@@ -18,11 +18,16 @@ const DefaultMaxBodyBytes = 8 << 20
 // errDenied answers prompts and resources a caller may not use.
 var errDenied = errors.New("access denied")
 
-// message is the part of a JSON-RPC message that decides access.
+// message is the part of a JSON-RPC message that decides access. Params
+// are kept raw and decoded only for what a decision needs: most requests
+// need none of them.
 type message struct {
-	ID     present       `json:"id"`
-	Method string        `json:"method"`
-	Params messageParams `json:"params"`
+	ID     present         `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+
+	name    string // params.name, once decoded
+	decoded bool
 }
 
 // present records that a JSON member exists (even as null), without
@@ -34,22 +39,49 @@ func (p *present) UnmarshalJSON([]byte) error {
 	return nil
 }
 
-type messageParams struct {
-	Name          string `json:"name"`
-	URI           string `json:"uri"`
-	Notifications struct {
-		ResourceSubscriptions []string `json:"resourceSubscriptions"`
-	} `json:"notifications"`
-	Meta struct {
-		ProtocolVersion string `json:"io.modelcontextprotocol/protocolVersion"`
-	} `json:"_meta"`
-}
-
 func (m *message) isNotification() bool { return m.Method != "" && !bool(m.ID) }
 
+// paramsName returns params.name (tools/call, prompts/get).
+func (m *message) paramsName() string {
+	if !m.decoded {
+		var p struct {
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal(m.Params, &p) // unusable params name nothing
+		m.name, m.decoded = p.Name, true
+	}
+	return m.name
+}
+
+// paramsURI returns params.uri (resources/read).
+func (m *message) paramsURI() string {
+	var p struct {
+		URI string `json:"uri"`
+	}
+	_ = json.Unmarshal(m.Params, &p)
+	return p.URI
+}
+
 // resourceURIs lists the resources a subscriptions/listen request names.
-func (p *messageParams) resourceURIs() []string {
+func (m *message) resourceURIs() []string {
+	var p struct {
+		Notifications struct {
+			ResourceSubscriptions []string `json:"resourceSubscriptions"`
+		} `json:"notifications"`
+	}
+	_ = json.Unmarshal(m.Params, &p)
 	return p.Notifications.ResourceSubscriptions
+}
+
+// metaVersion returns params._meta's protocol version.
+func (m *message) metaVersion() string {
+	var p struct {
+		Meta struct {
+			ProtocolVersion string `json:"io.modelcontextprotocol/protocolVersion"`
+		} `json:"_meta"`
+	}
+	_ = json.Unmarshal(m.Params, &p)
+	return p.Meta.ProtocolVersion
 }
 
 // readMessages reads the body of r (at most maxBytes), puts an identical
@@ -105,7 +137,7 @@ type operation struct{ method, name string }
 type operationKey struct{}
 
 func withOperation(ctx context.Context, m *message) context.Context {
-	return context.WithValue(ctx, operationKey{}, operation{method: m.Method, name: m.Params.Name})
+	return context.WithValue(ctx, operationKey{}, operation{method: m.Method, name: m.paramsName()})
 }
 
 func operationFrom(ctx context.Context) operation {
@@ -116,5 +148,5 @@ func operationFrom(ctx context.Context) operation {
 // isModern reports whether a message belongs to protocol version
 // 2026-07-28 or later, by the rule mcp-go uses: the header or the body says so.
 func isModern(header http.Header, m *message) bool {
-	return mcp.IsModernProtocol(header.Get(mcp.HeaderProtocolVersion)) || mcp.IsModernProtocol(m.Params.Meta.ProtocolVersion)
+	return mcp.IsModernProtocol(header.Get(mcp.HeaderProtocolVersion)) || mcp.IsModernProtocol(m.metaVersion())
 }

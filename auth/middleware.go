@@ -235,8 +235,8 @@ func (g *guard) inspect(ctx context.Context, r *http.Request, claims *Claims) (c
 		if g.policy == nil {
 			continue
 		}
-		needed = append(needed, g.policy.neededScopes(*m)...)
-		if m.Method == string(mcp.MethodSubscriptionsListen) && !g.policy.listenAllowed(claims, *m) {
+		needed = append(needed, g.policy.neededScopes(m)...)
+		if m.Method == string(mcp.MethodSubscriptionsListen) && !g.policy.listenAllowed(claims, m) {
 			return ctx, errListenDenied
 		}
 	}
@@ -245,7 +245,7 @@ func (g *guard) inspect(ctx context.Context, r *http.Request, claims *Claims) (c
 		return ctx, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
 			Scopes: cleanScopes(append(append([]string(nil), g.required...), needed...))}
 	}
-	if len(msgs) == 1 && msgs[0].Method == string(mcp.MethodToolsCall) {
+	if g.policy != nil && len(msgs) == 1 && msgs[0].Method == string(mcp.MethodToolsCall) {
 		// Lets a Policy's list filter pass the called tool on to its
 		// handler, which explains a refusal instead of "not found".
 		ctx = withOperation(ctx, &msgs[0])
@@ -282,17 +282,9 @@ func bearerToken(h http.Header, maxBytes int) (string, error) {
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 // It rules out a second token, spaces and control characters.
 func isB64Token(s string) bool {
-	if s == "" {
-		return false
-	}
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			continue
-		}
-		break
+	for i < len(s) && b64TokenChar[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
@@ -304,6 +296,23 @@ func isB64Token(s string) bool {
 	}
 	return true
 }
+
+// b64TokenChar marks the characters of a b64token before its padding.
+var b64TokenChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()
 
 // refuse is the one place where an error becomes a status, a challenge and
 // a body.

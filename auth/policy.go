@@ -206,9 +206,10 @@ func (p *Policy) resourceAccess(uri string) access {
 // AddTool registers tool on s with what a caller needs to use it. The
 // handler runs only for callers that hold the scopes and pass the rules;
 // others get a tool error (DeniedMessage, or a scope message when the
-// transport did not already refuse the call). Behind Middleware a call
+// transport did not already refuse the call). Behind Middleware with
+// WithPolicy a call
 // reaches this check even when the list filter hides the tool; served
-// without it, mcp-go answers a hidden tool's call with "tool not found".
+// without them, mcp-go answers a hidden tool's call with "tool not found".
 func (p *Policy) AddTool(s *server.MCPServer, tool mcp.Tool, handler server.ToolHandlerFunc, reqs ...Requirement) {
 	a := combine(reqs)
 	p.mu.Lock()
@@ -262,17 +263,17 @@ func (p *Policy) AddResource(s *server.MCPServer, resource mcp.Resource, handler
 }
 
 // neededScopes returns the scopes an operation needs beyond the endpoint's.
-func (p *Policy) neededScopes(m message) []string {
+func (p *Policy) neededScopes(m *message) []string {
 	switch m.Method {
 	case string(mcp.MethodToolsCall):
-		return p.toolAccess(m.Params.Name).scopes
+		return p.toolAccess(m.paramsName()).scopes
 	case string(mcp.MethodPromptsGet):
-		return p.promptAccess(m.Params.Name).scopes
+		return p.promptAccess(m.paramsName()).scopes
 	case string(mcp.MethodResourcesRead):
-		return p.resourceAccess(m.Params.URI).scopes
+		return p.resourceAccess(m.paramsURI()).scopes
 	case string(mcp.MethodSubscriptionsListen):
 		var all []string
-		for _, uri := range m.Params.resourceURIs() {
+		for _, uri := range m.resourceURIs() {
 			all = append(all, p.resourceAccess(uri).scopes...)
 		}
 		return cleanScopes(all)
@@ -282,8 +283,8 @@ func (p *Policy) neededScopes(m message) []string {
 
 // listenAllowed reports whether c passes the rules of every resource a
 // subscriptions/listen request names.
-func (p *Policy) listenAllowed(c *Claims, m message) bool {
-	for _, uri := range m.Params.resourceURIs() {
+func (p *Policy) listenAllowed(c *Claims, m *message) bool {
+	for _, uri := range m.resourceURIs() {
 		if !p.resourceAccess(uri).passesRules(c) {
 			return false
 		}

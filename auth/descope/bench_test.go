@@ -139,6 +139,9 @@ func BenchmarkMiddleware(b *testing.B) {
 			r.Reset(body)
 			req.Body = io.NopCloser(r)
 			req.ContentLength = int64(len(body))
+			if len(body) == 0 {
+				req.Body = http.NoBody
+			}
 			h.ServeHTTP(w, req)
 		}
 		serve()
