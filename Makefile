@@ -38,7 +38,7 @@ run:
 ##   memory: 1,000,000 invalid tokens and 100,000 valid ones against the cache bound
 bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkVerify|BenchmarkMiddleware' -benchmem -count 5 ./auth/...
-	$(GO) test -run '^$$' -bench 'BenchmarkLoad' -benchtime 5000x -count 3 ./auth/descope/
+	$(GO) test -run '^$$' -bench 'BenchmarkLoad' -benchtime 24000x -count 3 ./auth/descope/
 	$(GO) test -run '^$$' -bench 'BenchmarkMemory' -benchtime 1x ./auth/descope/
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s); seeds live in testdata/fuzz
