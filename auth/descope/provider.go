@@ -182,6 +182,8 @@ type Provider struct {
 	stop context.CancelFunc
 }
 
+var _ auth.AuthProvider = (*Provider)(nil)
+
 // New checks cfg and builds a Provider. It does no network I/O: signing keys
 // load in the background, and until they have, the MCP endpoint answers 503
 // rather than refusing good tokens.
