@@ -224,3 +224,50 @@ func TestOversizedKeySetIsAFailedRefresh(t *testing.T) {
 	assert.True(t, p.KeyStatus().Failing)
 	assert.Equal(t, 1, p.KeyStatus().Keys, "the old key stays")
 }
+
+func TestLogsCarryReasonsNeverTokens(t *testing.T) {
+	ds := descopetest.NewServer()
+	t.Cleanup(ds.Close)
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p, err := descope.New(descope.Config{WellKnownURL: ds.WellKnownURL(), ServerURL: "https://mcp.example.com", Logger: log})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	srv := httptest.NewServer(auth.Handler(p, http.NotFoundHandler(), auth.WithLogger(log)))
+	t.Cleanup(srv.Close)
+
+	expired := ds.Mint(map[string]any{"aud": resourceURL, "exp": time.Now().Add(-time.Hour).Unix()})
+	foreign := ds.Mint(map[string]any{"aud": "https://other.example/mcp"})
+	valid := ds.Mint(map[string]any{"aud": resourceURL})
+	for _, tok := range []string{expired, foreign, valid} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	assert.Contains(t, out, "reason=expired")
+	assert.Contains(t, out, "reason=audience")
+	assert.Equal(t, 2, strings.Count(out, "auth: request refused"), "each refusal is logged once")
+	for _, tok := range []string{expired, foreign, valid} {
+		parts := strings.Split(tok, ".")
+		for _, part := range parts {
+			assert.NotContains(t, out, part, "a token part reached the log")
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
