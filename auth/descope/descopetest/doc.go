@@ -31,6 +31,8 @@
 // be changed while requests are being served. Keys are generated when the
 // server starts (RSA 2048), so nothing secret is stored in source code.
 //
-// The package does not talk to Descope and must never be used outside tests:
-// it approves every authorization request without asking anyone.
+// The package does not talk to Descope and must never guard anything real:
+// it approves every authorization request without asking anyone. Use it in
+// tests, or for a demo on your own machine, as the example server's dev
+// mode does (which refuses to listen beyond loopback).
 package descopetest
