@@ -101,7 +101,7 @@ func (p *Provider) VerifyToken(ctx context.Context, token string) (*auth.Claims,
 		return nil, auth.Invalid(reasonMalformed, nil)
 	}
 	if p.keys.current() == nil {
-		p.keys.refreshNow(ctx)
+		p.keys.refresh(ctx)
 		if p.keys.current() == nil {
 			return nil, auth.Unavailable(reasonNoKeys, errNoKeys)
 		}
@@ -158,7 +158,7 @@ func (p *Provider) keyFunc(ctx context.Context) jwt.Keyfunc {
 		}
 		key, err := p.keys.current().KeyfuncCtx(ctx)(t)
 		if errors.Is(err, jwkset.ErrKeyNotFound) {
-			if !p.keys.refreshForUnknownKey(ctx) {
+			if !p.keys.refresh(ctx) {
 				return nil, errUnknownKey
 			}
 			key, err = p.keys.current().KeyfuncCtx(ctx)(t)
@@ -407,14 +407,11 @@ func (k *keySet) current() keyfunc.Keyfunc {
 	return nil
 }
 
-// refreshNow starts or joins a fetch, waiting at most until ctx ends.
-func (k *keySet) refreshNow(ctx context.Context) bool {
-	return k.fetches.wait(ctx, k.cfg.minGap)
-}
-
-// refreshForUnknownKey fetches the keys again for a token whose key ID is
-// unknown, unless a fetch started less than minGap ago.
-func (k *keySet) refreshForUnknownKey(ctx context.Context) bool {
+// refresh fetches the keys again on behalf of a request (none loaded yet,
+// or a token with an unknown key ID), unless a fetch started less than
+// minGap ago; it joins a fetch in flight and waits at most until ctx ends.
+// It reports whether a fetch ended while it waited.
+func (k *keySet) refresh(ctx context.Context) bool {
 	return k.fetches.wait(ctx, k.cfg.minGap)
 }
 
