@@ -164,12 +164,9 @@ func splitList(s string) []string {
 // its discovery documents. It implements auth.AuthProvider. Build it with
 // New and stop it with Close.
 type Provider struct {
-	projectID string
-	issuer    string   // the issuer the configuration names
-	issuers   []string // every issuer accepted in tokens
-	resource  auth.ProtectedResource
-	scopes    []string // scopes_supported
-	algs      []string
+	issuer   string   // the issuer the configuration names
+	issuers  []string // every issuer accepted in tokens
+	resource auth.ProtectedResource
 
 	maxTokenBytes int
 	parser        *jwt.Parser
@@ -177,7 +174,6 @@ type Provider struct {
 	cache         *tokenCache // nil when disabled
 	metadata      *metadataCache
 	routes        []auth.Route
-	log           *slog.Logger
 
 	stop context.CancelFunc
 }
@@ -194,14 +190,10 @@ func New(cfg Config) (*Provider, error) {
 	}
 	life, stop := context.WithCancel(context.Background())
 	p := &Provider{
-		projectID:     c.projectID,
 		issuer:        c.issuer,
 		issuers:       c.issuers,
 		resource:      c.resource,
-		scopes:        c.scopesSupported,
-		algs:          c.Algorithms,
 		maxTokenBytes: c.MaxTokenBytes,
-		log:           c.Logger,
 		stop:          stop,
 	}
 	p.parser = jwt.NewParser(
