@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -22,7 +24,7 @@ var errDenied = errors.New("access denied")
 // are kept raw and decoded only for what a decision needs: most requests
 // need none of them.
 type message struct {
-	ID     present         `json:"id"`
+	ID     rpcID           `json:"id"`
 	Method string          `json:"method"`
 	Params json.RawMessage `json:"params"`
 
@@ -30,16 +32,52 @@ type message struct {
 	decoded bool
 }
 
-// present records that a JSON member exists (even as null), without
-// keeping its value.
-type present bool
+// rpcID is a message's id as it appears in the body, without a copy (the
+// body outlives the message). Like encoding/json, and so like mcp-go, the
+// last of repeated members wins.
+type rpcID struct{ raw []byte }
 
-func (p *present) UnmarshalJSON([]byte) error {
-	*p = true
+func (id *rpcID) UnmarshalJSON(b []byte) error {
+	id.raw = b
 	return nil
 }
 
-func (m *message) isNotification() bool { return m.Method != "" && !bool(m.ID) }
+// isNotification classifies a message exactly as mcp-go does: a method and
+// no id, where "id": null counts as no id.
+func (m *message) isNotification() bool {
+	return m.Method != "" && (m.ID.raw == nil || string(m.ID.raw) == "null")
+}
+
+// usesTasks reports whether a message asks for a task: a tasks/* method,
+// or a tools/call augmented with params.task.
+func (m *message) usesTasks() bool {
+	if strings.HasPrefix(m.Method, "tasks/") {
+		return true
+	}
+	if m.Method != string(mcp.MethodToolsCall) || !mayNameTask(m.Params) {
+		return false
+	}
+	var p struct {
+		Task json.RawMessage `json:"task"`
+	}
+	_ = json.Unmarshal(m.Params, &p)
+	return len(p.Task) > 0 && string(p.Task) != "null"
+}
+
+// mayNameTask is a cheap first look: params can hold a "task" member only
+// if the word appears in them, in any case (encoding/json matches member
+// names case-insensitively), or if they contain an escape.
+func mayNameTask(params []byte) bool {
+	if bytes.IndexByte(params, '\\') >= 0 {
+		return true
+	}
+	for i := 0; i+4 <= len(params); i++ {
+		if params[i]|0x20 == 't' && params[i+1]|0x20 == 'a' && params[i+2]|0x20 == 's' && params[i+3]|0x20 == 'k' {
+			return true
+		}
+	}
+	return false
+}
 
 // paramsName returns params.name (tools/call, prompts/get).
 func (m *message) paramsName() string {
@@ -84,33 +122,28 @@ func (m *message) metaVersion() string {
 	return p.Meta.ProtocolVersion
 }
 
-// readMessages reads the body of r (at most maxBytes), puts an identical
-// body back for the next handler, and decodes the JSON-RPC message or batch
-// in it. A body that is not JSON-RPC yields no messages: the MCP server
-// answers it.
-func readMessages(r *http.Request, maxBytes int64) ([]message, error) {
+// readMessages reads the body of r (at most maxBytes, within wait), puts an
+// identical body back for the next handler, and decodes the JSON-RPC message
+// or batch in it. A body that is not JSON-RPC yields no messages: the MCP
+// server answers it.
+func readMessages(w http.ResponseWriter, r *http.Request, maxBytes int64, wait time.Duration) ([]message, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
 	if r.ContentLength > maxBytes {
 		return nil, errBodyTooLarge
 	}
-	var body []byte
-	var err error
-	if r.ContentLength > 0 {
-		// The usual case: one allocation of the announced size.
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, body)
-	} else {
-		body, err = io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(wait)) == nil
+	body, err := readBody(r.Body, r.ContentLength, maxBytes)
+	if deadline && err == nil {
+		// The deadline was for the body; a response stream may last.
+		_ = rc.SetReadDeadline(time.Time{})
 	}
 	if err != nil {
-		return nil, errBodyUnreadable
+		return nil, err
 	}
-	if int64(len(body)) > maxBytes {
-		return nil, errBodyTooLarge
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Body = &replayBody{Reader: bytes.NewReader(body)}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		var batch []message
@@ -124,6 +157,50 @@ func readMessages(r *http.Request, maxBytes int64) ([]message, error) {
 		return nil, nil
 	}
 	return []message{m}, nil
+}
+
+// firstChunk is the most a body is given before any of it arrived: memory
+// grows with the bytes received, never with the length a client announces.
+const firstChunk = 64 << 10
+
+// readBody reads all of body, refusing more than maxBytes. announced is the
+// Content-Length, or -1.
+func readBody(body io.Reader, announced, maxBytes int64) ([]byte, error) {
+	size := int64(firstChunk)
+	if announced >= 0 && announced < size {
+		size = announced + 1 // +1 to see EOF without growing
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > maxBytes {
+			return nil, errBodyTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, errBodyUnreadable
+		}
+	}
+}
+
+// replayBody is the body handed on after the middleware read it.
+type replayBody struct{ *bytes.Reader }
+
+func (replayBody) Close() error { return nil }
+
+// unreadBody reports whether r has a body the middleware did not read.
+func unreadBody(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	_, read := r.Body.(*replayBody)
+	return !read
 }
 
 var (

@@ -31,12 +31,29 @@ func WithProvider(p AuthProvider, opts ...Option) server.StreamableHTTPOption {
 		set := collect(opts)
 		server.WithEndpointPath(EndpointPath(p))(s)
 		SessionBinding(set.sessionSecret)(s)
-		server.WithStreamableHTTPServer(&http.Server{
-			Handler: handler(p, s, set),
-			// A slow client must not hold a connection open forever
-			// before it has even sent its headers.
-			ReadHeaderTimeout: 10 * time.Second,
-		})(s)
+		server.WithStreamableHTTPServer(newHTTPServer(handler(p, s, set)))(s)
+	}
+}
+
+// Timeouts of the http.Server that WithProvider builds. None of them cuts
+// a response stream: a body's read time is bounded by the middleware
+// (WithBodyReadTimeout), and no write timeout is set, since SSE streams
+// last as long as their token.
+const (
+	// DefaultReadHeaderTimeout bounds how long a client may take to send
+	// its request headers.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes a keep-alive connection that carried no
+	// request for this long.
+	DefaultIdleTimeout = 60 * time.Second
+)
+
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
 	}
 }
 

@@ -2,10 +2,12 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -38,21 +40,59 @@ const (
 	headerChallenge   = "WWW-Authenticate"
 	schemeBearer      = "Bearer"
 	contentTypeJSON   = "application/json"
-	allowOriginAny    = "*"
 	exposeChallenge   = "WWW-Authenticate"
 	headerRetryAfter  = "Retry-After"
 	headerContentType = "Content-Type"
+	headerOrigin      = "Origin"
+	headerLastEventID = "Last-Event-ID"
+	bodyOrigin        = `{"error":"invalid_request","error_description":"Requests from this Origin are not allowed."}`
+	bodyUnbound       = `{"error":"server_error","error_description":"The server is misconfigured and cannot open a session."}`
+	// Exactly what mcp-go answers for a session it does not know.
+	bodyUnknownSession = "Invalid session ID\n"
+	// A JSON-RPC error; the request's id goes between the halves.
+	bodyTasksBefore = `{"jsonrpc":"2.0","id":`
+	bodyTasksAfter  = `,"error":{"code":-32601,"message":"Tasks are not available on this server: they are not yet tied to the caller who created them. Call the tool without task augmentation."}}`
 )
 
 // Option changes how the middleware behaves.
 type Option func(*settings)
 
 type settings struct {
-	logger         *slog.Logger
-	maxHeaderBytes int
-	maxBodyBytes   int64
-	policy         *Policy
-	sessionSecret  []byte
+	logger          *slog.Logger
+	maxHeaderBytes  int
+	maxBodyBytes    int64
+	policy          *Policy
+	sessionSecret   []byte
+	sessionLifetime time.Duration
+	origins         []string // nil: the resource URL's origin
+	bodyReadTimeout time.Duration
+}
+
+// WithSessionLifetime bounds how long a session ID stays valid after it was
+// minted (default DefaultSessionLifetime). Past it, the session's requests
+// get 404 and the client opens a new session.
+func WithSessionLifetime(d time.Duration) Option {
+	return func(s *settings) {
+		if d > 0 {
+			s.sessionLifetime = d
+		}
+	}
+}
+
+// DefaultBodyReadTimeout bounds how long the middleware waits for a POST
+// body to arrive. It applies to the body only: it never cuts a response
+// stream.
+const DefaultBodyReadTimeout = 30 * time.Second
+
+// WithBodyReadTimeout changes how long the middleware waits for a POST body
+// (default DefaultBodyReadTimeout); a body still incomplete then gets 400
+// and the connection is closed.
+func WithBodyReadTimeout(d time.Duration) Option {
+	return func(s *settings) {
+		if d > 0 {
+			s.bodyReadTimeout = d
+		}
+	}
 }
 
 // WithPolicy enforces pol at the transport: a tools/call (or prompts/get,
@@ -74,10 +114,11 @@ func WithMaxBodyBytes(n int64) Option {
 }
 
 // WithSessionSecret sets the secret that binds MCP sessions to callers (see
-// SessionBinding) when WithProvider serves the endpoint; Middleware and
-// Handler do not own the MCP server and ignore it (with a warning in the
-// log): pass SessionBinding to server.NewStreamableHTTPServer there. Replicas behind one
-// load balancer must share it. Default: random per process.
+// SessionBinding) when WithProvider serves the endpoint. Replicas behind
+// one load balancer must share it. Default: random per process. Middleware
+// and Handler do not own the MCP server and ignore it (with a warning in
+// the log): pass SessionBinding(secret) to server.NewStreamableHTTPServer
+// there; they check the session IDs it mints.
 func WithSessionSecret(secret []byte) Option {
 	return func(s *settings) { s.sessionSecret = secret }
 }
@@ -111,6 +152,9 @@ type guard struct {
 	maxBytes int
 	maxBody  int64
 	policy   *Policy
+	origins  origins
+	lifetime time.Duration
+	bodyWait time.Duration
 
 	// Challenges that never change are rendered once.
 	challengeNoToken string
@@ -119,7 +163,8 @@ type guard struct {
 }
 
 func collect(opts []Option) settings {
-	s := settings{logger: slog.Default(), maxHeaderBytes: DefaultMaxHeaderBytes, maxBodyBytes: DefaultMaxBodyBytes}
+	s := settings{logger: slog.Default(), maxHeaderBytes: DefaultMaxHeaderBytes, maxBodyBytes: DefaultMaxBodyBytes,
+		sessionLifetime: DefaultSessionLifetime, bodyReadTimeout: DefaultBodyReadTimeout}
 	for _, o := range opts {
 		if o != nil {
 			o(&s)
@@ -137,7 +182,15 @@ func newGuard(p AuthProvider, s settings) *guard {
 		maxBytes: s.maxHeaderBytes,
 		maxBody:  s.maxBodyBytes,
 		policy:   s.policy,
+		lifetime: s.sessionLifetime,
+		bodyWait: s.bodyReadTimeout,
 	}
+	if s.origins != nil {
+		g.origins = parseOrigins(s.origins)
+	} else {
+		g.origins = defaultOrigins(res.URL)
+	}
+	noteLifetime(s.sessionLifetime)
 	g.metadataParam = `resource_metadata="` + quoteSafe(res.MetadataURL) + `"`
 	g.challengeNoToken = challenge("", "", g.required, g.metadataParam)
 	g.challengeInvalid = challenge("invalid_token", descInvalidToken, g.required, g.metadataParam)
@@ -149,8 +202,17 @@ func newGuard(p AuthProvider, s settings) *guard {
 // provider's required scopes. The verified claims reach the next handler
 // through the request context (see ClaimsFromContext).
 //
-// Every method is guarded except OPTIONS, so that CORS preflight requests,
-// which never carry credentials, still reach the MCP server's CORS handling.
+// In order, it refuses: a present Origin that is not allowed (403, see
+// WithAllowedOrigins); a missing or refused token (401, 503 while the
+// provider cannot decide); a session ID that is not the caller's own, has
+// ended or expired (404, on every verb; see SessionBinding); and, on POST,
+// notifications outside the caller's session, tasks, and operations whose
+// Policy scopes the token lacks (403). A request it lets through ends when
+// its token expires, so streams do not outlive their token.
+//
+// OPTIONS requests from allowed origins pass unauthenticated, so that CORS
+// preflight requests, which never carry credentials, reach the MCP
+// server's CORS handling.
 func Middleware(p AuthProvider, opts ...Option) func(http.Handler) http.Handler {
 	s := collect(opts)
 	warnSessionSecret(s)
@@ -176,6 +238,10 @@ func middleware(p AuthProvider, s settings) func(http.Handler) http.Handler {
 }
 
 func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	if origin := r.Header.Get(headerOrigin); origin != "" && !g.origins.allows(origin) {
+		g.refuse(w, r, errOrigin)
+		return
+	}
 	if r.Method == http.MethodOptions {
 		next.ServeHTTP(w, r)
 		return
@@ -199,50 +265,156 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		return
 	}
 	ctx := WithClaims(r.Context(), claims)
+	now := time.Now()
+	if id := r.Header.Get(server.HeaderKeySessionID); id != "" {
+		// mcp-go checks the session of a POST, but not of a GET stream
+		// or a resumption: every verb is checked here.
+		if !sessionUsable(id, claims, g.lifetime, now) {
+			g.refuse(w, r, errUnknownSession)
+			return
+		}
+		ctx = context.WithValue(ctx, checkedSessionKey{}, id)
+	} else if r.Header.Get(headerLastEventID) != "" {
+		// Events recorded outside a session (stateless servers) are
+		// shared by every caller: nobody resumes them.
+		g.refuse(w, r, errUnknownSession)
+		return
+	}
+	var initialize bool
 	if r.Method == http.MethodPost {
 		var err error
-		if ctx, err = g.inspect(ctx, r, claims); err != nil {
+		if ctx, initialize, err = g.inspect(ctx, w, r, claims); err != nil {
 			g.refuse(w, r, err)
 			return
 		}
 	}
+	if !claims.ExpiresAt.IsZero() {
+		// A stream (GET, subscriptions/listen, a POST answered with
+		// SSE) ends when its token does; the client comes back with a
+		// fresh one. A token accepted within the provider's leeway still
+		// gets streamGrace.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, latest(claims.ExpiresAt, now).Add(streamGrace))
+		defer cancel()
+	}
+	if initialize {
+		w = &sessionCheck{ResponseWriter: w, g: g, r: r, claims: claims, now: now}
+	}
 	next.ServeHTTP(w, r.WithContext(ctx))
 }
 
+// unreadBodyWait is how long the rest of a refused request's body may take
+// to arrive before the connection is closed.
+const unreadBodyWait = time.Second
+
+// streamGrace is how long past its token's expiry a request may run.
+const streamGrace = 5 * time.Second
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// sessionCheck makes sure that the session ID an initialize response
+// carries is bound to the caller: a server built without SessionBinding
+// would otherwise hand out sessions anyone could use.
+type sessionCheck struct {
+	http.ResponseWriter
+	g       *guard
+	r       *http.Request
+	claims  *Claims
+	now     time.Time
+	checked bool
+	refused bool
+}
+
+func (s *sessionCheck) WriteHeader(status int) {
+	if s.checked {
+		if !s.refused {
+			s.ResponseWriter.WriteHeader(status)
+		}
+		return
+	}
+	s.checked = true
+	h := s.ResponseWriter.Header()
+	if id := h.Get(server.HeaderKeySessionID); id != "" && !sessionUsable(id, s.claims, s.g.lifetime, s.now) {
+		s.refused = true
+		h.Del(server.HeaderKeySessionID)
+		s.g.log.Error("auth: the MCP server minted a session ID that is not bound to its caller; " +
+			"pass auth.SessionBinding(secret) to server.NewStreamableHTTPServer (WithProvider does it for you)")
+		s.g.refuse(s.ResponseWriter, s.r, errUnboundSession)
+		return
+	}
+	s.ResponseWriter.WriteHeader(status)
+}
+
+func (s *sessionCheck) Write(b []byte) (int, error) {
+	if !s.checked {
+		s.WriteHeader(http.StatusOK)
+	}
+	if s.refused {
+		return len(b), nil
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *sessionCheck) Flush() {
+	if s.refused {
+		return
+	}
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *sessionCheck) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 // Refusals of a request's content rather than its token.
 var (
-	errNotification = errors.New("auth: notification not bound to the caller")
-	errListenDenied = errors.New("auth: subscription to a resource the caller may not read")
+	errNotification   = errors.New("auth: notification not bound to the caller")
+	errListenDenied   = errors.New("auth: subscription to a resource the caller may not read")
+	errOrigin         = errors.New("auth: origin not allowed")
+	errUnknownSession = errors.New("auth: session unknown, ended, expired or another caller's")
+	errUnboundSession = errors.New("auth: the MCP server minted an unbound session ID")
+	errTasks          = errors.New("auth: tasks are not available")
 )
 
 // inspect reads the JSON-RPC messages of a POST once, hands the body on
 // untouched, and refuses what the caller may not do: a notification that is
 // not bound to the caller's session (in protocol 2026-07-28, which has no
 // sessions, any notification: mcp-go would let one caller cancel another's
-// request), or an operation whose declared scopes the token lacks.
-func (g *guard) inspect(ctx context.Context, r *http.Request, claims *Claims) (context.Context, error) {
-	msgs, err := readMessages(r, g.maxBody)
+// request), a task (mcp-go v1.2.1 does not tie tasks to their creator), or
+// an operation whose declared scopes the token lacks. It reports whether
+// the request opens a session.
+func (g *guard) inspect(ctx context.Context, w http.ResponseWriter, r *http.Request, claims *Claims) (context.Context, bool, error) {
+	msgs, err := readMessages(w, r, g.maxBody, g.bodyWait)
 	if err != nil {
-		return ctx, err
+		return ctx, false, err
 	}
 	var needed []string
 	for i := range msgs {
 		m := &msgs[i]
 		if m.isNotification() && (isModern(r.Header, m) ||
 			(m.Method == string(mcp.MethodNotificationCancelled) && r.Header.Get(server.HeaderKeySessionID) == "")) {
-			return ctx, errNotification
+			return ctx, false, errNotification
+		}
+		if m.usesTasks() {
+			return ctx, false, &taskRefusal{id: m.ID.raw}
 		}
 		if g.policy == nil {
 			continue
 		}
 		needed = append(needed, g.policy.neededScopes(m)...)
 		if m.Method == string(mcp.MethodSubscriptionsListen) && !g.policy.listenAllowed(claims, m) {
-			return ctx, errListenDenied
+			return ctx, false, errListenDenied
 		}
 	}
 	if len(needed) > 0 && !g.policy.grantsAll(claims, needed) {
 		// One challenge with every scope the operation needs.
-		return ctx, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
+		return ctx, false, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
 			Scopes: cleanScopes(append(append([]string(nil), g.required...), needed...))}
 	}
 	if g.policy != nil && len(msgs) == 1 && msgs[0].Method == string(mcp.MethodToolsCall) {
@@ -250,8 +422,15 @@ func (g *guard) inspect(ctx context.Context, r *http.Request, claims *Claims) (c
 		// handler, which explains a refusal instead of "not found".
 		ctx = withOperation(ctx, &msgs[0])
 	}
-	return ctx, nil
+	initialize := len(msgs) == 1 && msgs[0].Method == string(mcp.MethodInitialize) && !isModern(r.Header, &msgs[0])
+	return ctx, initialize, nil
 }
+
+// taskRefusal answers a task request with a JSON-RPC error for its id.
+type taskRefusal struct{ id []byte }
+
+func (t *taskRefusal) Error() string { return errTasks.Error() }
+func (t *taskRefusal) Unwrap() error { return errTasks }
 
 // bearerToken takes the token from the Authorization header, the only place
 // a token is accepted (never the query string or the body).
@@ -318,18 +497,41 @@ var b64TokenChar = func() (t [256]bool) {
 // a body.
 func (g *guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	h := w.Header()
-	if r.Header.Get("Origin") != "" {
+	if origin := r.Header.Get(headerOrigin); origin != "" && !errors.Is(err, errOrigin) {
 		// Browser clients must be able to read the challenge to start
 		// the OAuth flow. Nothing in a refusal is private.
-		h.Set("Access-Control-Allow-Origin", allowOriginAny)
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", headerOrigin)
 		h.Set("Access-Control-Expose-Headers", exposeChallenge)
+	}
+	if unreadBody(r) {
+		// net/http reads the rest of a body nobody read, to reuse the
+		// connection: give it little time, so that a body that never
+		// arrives does not hold the connection.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(unreadBodyWait))
 	}
 	h.Set(headerContentType, contentTypeJSON)
 	h.Set("Cache-Control", "no-store")
 
 	var status int
 	var body string
+	var te *TokenError
+	var task *taskRefusal
 	switch {
+	case errors.Is(err, errOrigin):
+		status, body = http.StatusForbidden, bodyOrigin
+	case errors.Is(err, errUnknownSession):
+		status, body = http.StatusNotFound, bodyUnknownSession
+		h.Set(headerContentType, "text/plain; charset=utf-8")
+		h.Set("X-Content-Type-Options", "nosniff")
+	case errors.Is(err, errUnboundSession):
+		status, body = http.StatusInternalServerError, bodyUnbound
+	case errors.As(err, &task):
+		id := "null"
+		if json.Valid(task.id) {
+			id = string(task.id)
+		}
+		status, body = http.StatusOK, bodyTasksBefore+id+bodyTasksAfter
 	case errors.Is(err, errBodyTooLarge):
 		status, body = http.StatusRequestEntityTooLarge, bodyTooLarge
 	case errors.Is(err, errBodyUnreadable):
@@ -347,7 +549,6 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrInsufficientScope):
 		status, body = http.StatusForbidden, bodyInsufficient
 		scopes := g.required
-		var te *TokenError
 		if errors.As(err, &te) && len(te.Scopes) > 0 {
 			scopes = te.Scopes
 		}

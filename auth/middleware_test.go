@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -173,26 +174,74 @@ func TestMiddlewareWithoutRequiredScopes(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
-func TestMiddlewareCORS(t *testing.T) {
-	srv, p := newTestServer(t, "mcp:tools")
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", nil)
-	req.Header.Set("Origin", "https://inspector.example")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-	assert.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"))
-	assert.Equal(t, "WWW-Authenticate", resp.Header.Get("Access-Control-Expose-Headers"))
+const bodyOrigin = `{"error":"invalid_request","error_description":"Requests from this Origin are not allowed."}`
 
-	// A preflight carries no credentials and is passed on untouched.
-	req, _ = http.NewRequest(http.MethodOptions, srv.URL+"/mcp", nil)
-	req.Header.Set("Origin", "https://inspector.example")
-	req.Header.Set("Access-Control-Request-Method", "POST")
-	resp, err = http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, "reached the next handler, which finds no claims")
-	assert.Zero(t, p.calls.Load())
+// TestOrigins: a present Origin that is not allowed gets 403 before
+// anything else, the token is never looked at, and an allowed origin can
+// read the challenge.
+func TestOrigins(t *testing.T) {
+	p := &tableProvider{res: auth.ProtectedResource{URL: "https://mcp.example.com/mcp", MetadataURL: prmURL}}
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "next "+r.Method)
+	})
+	byDefault := httptest.NewServer(auth.Handler(p, next))
+	t.Cleanup(byDefault.Close)
+	listed := httptest.NewServer(auth.Handler(p, next,
+		auth.WithAllowedOrigins("https://app.example.com", "http://localhost:*", "http://[::1]:*")))
+	t.Cleanup(listed.Close)
+
+	for _, tc := range []struct {
+		name, url, method, origin, token string
+		status                           int
+		body, allowOrigin                string
+	}{
+		{"no origin, no token", byDefault.URL, "POST", "", "", 401, bodyNoToken, ""},
+		{"the resource's own origin", byDefault.URL, "POST", "https://mcp.example.com", "", 401, bodyNoToken, "https://mcp.example.com"},
+		{"own origin, default port spelled out", byDefault.URL, "POST", "https://mcp.example.com:443", "", 401, bodyNoToken, "https://mcp.example.com:443"},
+		{"own origin in capitals", byDefault.URL, "POST", "HTTPS://MCP.EXAMPLE.COM", "good", 200, "next POST", ""},
+		{"another site", byDefault.URL, "POST", "http://evil.example", "good", 403, bodyOrigin, ""},
+		{"another site, no token", byDefault.URL, "POST", "http://evil.example", "", 403, bodyOrigin, ""},
+		{"same host over http", byDefault.URL, "POST", "http://mcp.example.com", "good", 403, bodyOrigin, ""},
+		{"same host, other port", byDefault.URL, "POST", "https://mcp.example.com:8443", "good", 403, bodyOrigin, ""},
+		{"suffix trick", byDefault.URL, "POST", "https://mcp.example.com.evil.example", "good", 403, bodyOrigin, ""},
+		{"opaque origin", byDefault.URL, "POST", "null", "good", 403, bodyOrigin, ""},
+		{"GET stream from another site", byDefault.URL, "GET", "http://evil.example", "good", 403, bodyOrigin, ""},
+		{"DELETE from another site", byDefault.URL, "DELETE", "http://evil.example", "good", 403, bodyOrigin, ""},
+		{"preflight from another site", byDefault.URL, "OPTIONS", "http://evil.example", "", 403, bodyOrigin, ""},
+		{"preflight from the resource's origin reaches the server", byDefault.URL, "OPTIONS", "https://mcp.example.com", "", 200, "next OPTIONS", ""},
+		{"listed origin", listed.URL, "POST", "https://app.example.com", "good", 200, "next POST", ""},
+		{"listed origin, refused token", listed.URL, "POST", "https://app.example.com", "bad", 401, bodyInvalid, "https://app.example.com"},
+		{"loopback, any port", listed.URL, "POST", "http://localhost:6274", "good", 200, "next POST", ""},
+		{"IPv6 loopback, any port", listed.URL, "POST", "http://[::1]:6274", "good", 200, "next POST", ""},
+		{"loopback over https is another origin", listed.URL, "POST", "https://localhost:6274", "good", 403, bodyOrigin, ""},
+		{"the default is replaced", listed.URL, "POST", "https://mcp.example.com", "good", 403, bodyOrigin, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := p.calls.Load()
+			req, _ := http.NewRequest(tc.method, tc.url+"/mcp", nil)
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, tc.status, resp.StatusCode)
+			assert.Equal(t, tc.body, string(body))
+			assert.Equal(t, tc.allowOrigin, resp.Header.Get("Access-Control-Allow-Origin"))
+			if tc.allowOrigin != "" {
+				assert.Equal(t, "WWW-Authenticate", resp.Header.Get("Access-Control-Expose-Headers"))
+				assert.Equal(t, "Origin", resp.Header.Get("Vary"))
+			}
+			if tc.status == http.StatusForbidden {
+				assert.Empty(t, resp.Header.Get("WWW-Authenticate"))
+				assert.Equal(t, before, p.calls.Load(), "the token is never looked at")
+			}
+		})
+	}
 }
 
 func TestHandlerServesRoutesUnguarded(t *testing.T) {
@@ -264,4 +313,36 @@ func TestSessionSecretWarning(t *testing.T) {
 
 	_ = auth.Handler(p, http.NotFoundHandler(), auth.WithLogger(log), auth.WithSessionSecret([]byte("x")))
 	assert.Contains(t, logs.String(), "WithSessionSecret has no effect on Middleware or Handler")
+}
+
+// TestHalfSentBodies: a body that never arrives does not hold a
+// connection: refused unread when the token is missing, cut after the body
+// read timeout when it is valid.
+func TestHalfSentBodies(t *testing.T) {
+	p := &tableProvider{res: auth.ProtectedResource{URL: "https://mcp.example.com/mcp", MetadataURL: prmURL}}
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) })
+	srv := httptest.NewServer(auth.Handler(p, next, auth.WithBodyReadTimeout(200*time.Millisecond)))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		name, auth string
+		status     string
+	}{
+		{"no token", "", "HTTP/1.1 401 Unauthorized"},
+		{"valid token", "Authorization: Bearer good\r\n", "HTTP/1.1 400 Bad Request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+			require.NoError(t, err)
+			defer conn.Close()
+			_, err = io.WriteString(conn, "POST /mcp HTTP/1.1\r\nHost: mcp.example.com\r\nContent-Type: application/json\r\n"+
+				tc.auth+"Content-Length: 1000\r\n\r\n{")
+			require.NoError(t, err)
+			// Far longer than the server should take: a timeout here is the failure.
+			require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+			all, err := io.ReadAll(conn)
+			require.NoError(t, err, "the server kept the connection open")
+			assert.True(t, strings.HasPrefix(string(all), tc.status+"\r\n"), "%q", all)
+			assert.Contains(t, string(all), "\r\nConnection: close\r\n")
+		})
+	}
 }

@@ -1,110 +1,286 @@
 package auth
 
+// This file binds MCP sessions to the caller who opened them: it mints
+// session IDs that carry their owner's MAC and their issue time, checks
+// them, and remembers the sessions that ended.
+
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/server"
 )
 
+// DefaultSessionLifetime is how long a session ID stays valid after it was
+// minted, unless WithSessionLifetime says otherwise. A client whose session
+// ID expired gets 404 and opens a new session, as the MCP spec asks.
+const DefaultSessionLifetime = 24 * time.Hour
+
+// maxEndedSessions bounds the memory that remembers ended sessions, per
+// secret. Past it, the entries that expire soonest are forgotten first (a
+// forgotten entry only lets the session's own owner back in).
+const maxEndedSessions = 1 << 16
+
 // SessionBinding returns the mcp-go option that binds each MCP session
 // (protocol 2025-11-25 and older, where Mcp-Session-Id exists) to the caller
-// that opened it. The session ID carries an HMAC of the caller's issuer and
-// subject under secret, so the server keeps no per-session memory, and
-// replicas that share secret accept each other's sessions. A request that
-// presents a session ID opened by another caller is refused like an
-// unknown session (404). An empty secret means a random one for this
-// process. WithProvider applies it; use it directly when you serve the
-// StreamableHTTPServer through Handler or Middleware.
+// that opened it. The session ID carries its issue time and an HMAC of the
+// caller's issuer and subject under secret, so the server keeps no
+// per-session memory, and replicas that share secret accept each other's
+// sessions. An empty secret means a random one for this process, the same
+// one every SessionBinding(nil) and WithProvider without WithSessionSecret
+// use.
+//
+// WithProvider applies it. When you serve the StreamableHTTPServer through
+// Handler or Middleware, pass it to server.NewStreamableHTTPServer: the
+// middleware then serves a request that names a session (POST, GET stream,
+// resumption, DELETE) only when the session is its caller's, not ended and
+// not older than its lifetime, and answers anything else like an unknown
+// session (404). A server that mints unbound session IDs is refused at the
+// first initialize (500, and an error in the log).
 //
 // Requests of protocol 2026-07-28 carry no session and are authorized one
-// by one; the binding does not apply to them.
+// by one.
 func SessionBinding(secret []byte) server.StreamableHTTPOption {
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		if _, err := rand.Read(secret); err != nil {
-			panic("auth: no randomness for the session secret: " + err.Error())
-		}
-	} else {
-		secret = append([]byte(nil), secret...)
-	}
-	return server.WithSessionIdManagerResolver(sessionResolver{secret: secret})
+	return server.WithSessionIdManagerResolver(sessionResolver{b: binderFor(secret)})
 }
 
-type sessionResolver struct{ secret []byte }
+// binder holds one secret and the sessions minted under it that ended.
+type binder struct {
+	secret []byte
+	kid    string // names the secret inside session IDs, without revealing it
+
+	mu    sync.Mutex
+	ended map[string]time.Time // session ID -> when it would have expired anyway
+}
+
+var (
+	bindersMu     sync.Mutex
+	binders       = map[string]*binder{} // by kid
+	processSecret []byte
+	// retention is the longest session lifetime any middleware of this
+	// process enforces: ended sessions are remembered that long.
+	retention = DefaultSessionLifetime
+)
+
+// binderFor returns the process-wide binder of secret, so that the
+// middleware can check the IDs that any SessionBinding of this process
+// minted, and every server sharing a secret shares its ended sessions.
+func binderFor(secret []byte) *binder {
+	bindersMu.Lock()
+	defer bindersMu.Unlock()
+	if len(secret) == 0 {
+		if processSecret == nil {
+			processSecret = make([]byte, 32)
+			if _, err := rand.Read(processSecret); err != nil {
+				panic("auth: no randomness for the session secret: " + err.Error())
+			}
+		}
+		secret = processSecret
+	}
+	sum := sha256.Sum256(append([]byte("mcp-go-contrib/descope session key id\x00"), secret...))
+	kid := base64.RawURLEncoding.EncodeToString(sum[:6])
+	if b, ok := binders[kid]; ok {
+		return b
+	}
+	b := &binder{secret: append([]byte(nil), secret...), kid: kid, ended: map[string]time.Time{}}
+	binders[kid] = b
+	return b
+}
+
+// noteLifetime makes ended sessions be remembered at least d.
+func noteLifetime(d time.Duration) {
+	bindersMu.Lock()
+	defer bindersMu.Unlock()
+	retention = max(retention, d)
+}
+
+func lookupBinder(kid string) *binder {
+	bindersMu.Lock()
+	defer bindersMu.Unlock()
+	return binders[kid]
+}
+
+// Session IDs look like "s2.<kid>.<random>.<issued>.<mac>": issued is the
+// Unix time in base 36, mac = HMAC-SHA256(secret, random 0 issued 0 owner)[:16].
+const sessionIDPrefix = "s2."
+
+// sessionID is a parsed session ID.
+type sessionID struct {
+	b      *binder
+	random string
+	issued time.Time
+	body   string // everything the MAC covers but the owner
+	mac    string
+}
+
+func parseSessionID(id string) (sessionID, bool) {
+	rest, ok := strings.CutPrefix(id, sessionIDPrefix)
+	if !ok || len(id) > 128 {
+		return sessionID{}, false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 4 || parts[1] == "" {
+		return sessionID{}, false
+	}
+	secs, err := strconv.ParseInt(parts[2], 36, 64)
+	if err != nil || secs <= 0 {
+		return sessionID{}, false
+	}
+	b := lookupBinder(parts[0])
+	if b == nil {
+		return sessionID{}, false
+	}
+	return sessionID{b: b, random: parts[1], issued: time.Unix(secs, 0),
+		body: parts[1] + "\x00" + parts[2], mac: parts[3]}, true
+}
+
+func (b *binder) mac(body, owner string) string {
+	h := hmac.New(sha256.New, b.secret)
+	h.Write([]byte(body))
+	h.Write([]byte{0})
+	h.Write([]byte(owner))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+func (b *binder) generate(owner string, now time.Time) string {
+	r := make([]byte, 18)
+	if _, err := rand.Read(r); err != nil {
+		panic("auth: no randomness for a session ID: " + err.Error())
+	}
+	random := base64.RawURLEncoding.EncodeToString(r)
+	issued := strconv.FormatInt(now.Unix(), 36)
+	return sessionIDPrefix + b.kid + "." + random + "." + issued + "." + b.mac(random+"\x00"+issued, owner)
+}
+
+// ownedBy reports whether the ID was minted for owner.
+func (s sessionID) ownedBy(owner string) bool {
+	return owner != "" && hmac.Equal([]byte(s.mac), []byte(s.b.mac(s.body, owner)))
+}
+
+func (b *binder) end(id string, issued time.Time, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bindersMu.Lock()
+	until := issued.Add(retention)
+	bindersMu.Unlock()
+	if len(b.ended) >= maxEndedSessions {
+		for k, exp := range b.ended {
+			if !exp.After(now) {
+				delete(b.ended, k)
+			}
+		}
+		for len(b.ended) >= maxEndedSessions {
+			var soonest string
+			var at time.Time
+			for k, exp := range b.ended {
+				if soonest == "" || exp.Before(at) {
+					soonest, at = k, exp
+				}
+			}
+			delete(b.ended, soonest)
+		}
+	}
+	b.ended[id] = until
+}
+
+func (b *binder) hasEnded(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.ended[id]
+	return ok
+}
+
+// ownerOf names the caller a session belongs to.
+func ownerOf(c *Claims) string {
+	if c == nil || c.Subject == "" {
+		return ""
+	}
+	return c.Issuer + "\x00" + c.Subject
+}
+
+// checkedSessionKey marks, in a request's context, the session ID the
+// middleware has already checked, so that mcp-go's Validate does not pay
+// for the MAC twice.
+type checkedSessionKey struct{}
+
+// sessionUsable reports whether the caller may use the session named id
+// now: minted under a known secret for this caller, not ended, and not
+// older than lifetime.
+func sessionUsable(id string, c *Claims, lifetime time.Duration, now time.Time) bool {
+	s, ok := parseSessionID(id)
+	if !ok || !s.ownedBy(ownerOf(c)) {
+		return false
+	}
+	if now.Sub(s.issued) >= lifetime || s.issued.After(now.Add(time.Minute)) {
+		return false
+	}
+	return !s.b.hasEnded(id)
+}
+
+type sessionResolver struct{ b *binder }
 
 // ResolveSessionIdManager returns a manager bound to the request's caller.
 // mcp-go also calls it with a nil request when it closes sessions itself.
 func (s sessionResolver) ResolveSessionIdManager(r *http.Request) server.SessionIdManager {
-	m := &boundSessions{secret: s.secret}
+	m := &boundSessions{b: s.b}
 	if r == nil {
 		m.internal = true
 		return m
 	}
-	if c, ok := ClaimsFromContext(r.Context()); ok {
-		m.owner = c.Issuer + "\x00" + c.Subject
+	m.ctx = r.Context()
+	if c, ok := ClaimsFromContext(m.ctx); ok {
+		m.owner = ownerOf(c)
 	}
 	return m
 }
 
-// boundSessions mints and checks session IDs of the form
-// "<random>.<mac>", mac = HMAC-SHA256(secret, random || 0 || owner)[:16].
+// boundSessions is mcp-go's view of the binding for one request.
 type boundSessions struct {
-	secret   []byte
+	b        *binder
+	ctx      context.Context
 	owner    string // issuer and subject of the caller; empty when unauthenticated
 	internal bool   // mcp-go itself, closing sessions
 }
 
 var errSessionNotOwned = errors.New("session not found")
 
-const sessionIDPrefix = "s1."
-
-func (m *boundSessions) mac(random string) string {
-	h := hmac.New(sha256.New, m.secret)
-	h.Write([]byte(random))
-	h.Write([]byte{0})
-	h.Write([]byte(m.owner))
-	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
-}
-
 // Generate mints a session ID bound to the caller.
 func (m *boundSessions) Generate() string {
-	b := make([]byte, 18)
-	if _, err := rand.Read(b); err != nil {
-		panic("auth: no randomness for a session ID: " + err.Error())
-	}
-	random := base64.RawURLEncoding.EncodeToString(b)
-	return sessionIDPrefix + random + "." + m.mac(random)
+	return m.b.generate(m.owner, time.Now())
 }
 
-// Validate accepts only session IDs minted for this caller.
+// Validate accepts only live session IDs minted for this caller.
 func (m *boundSessions) Validate(id string) (isTerminated bool, err error) {
-	if !m.owns(id) {
+	if checked, _ := m.ctx.Value(checkedSessionKey{}).(string); checked != "" && checked == id &&
+		strings.HasPrefix(id, sessionIDPrefix+m.b.kid+".") {
+		return false, nil // the middleware checked owner, lifetime and end
+	}
+	s, ok := parseSessionID(id)
+	if !ok || s.b != m.b || !s.ownedBy(m.owner) {
 		return false, errSessionNotOwned
 	}
-	return false, nil
+	return s.b.hasEnded(id), nil
 }
 
-// Terminate lets only the session's owner end it.
+// Terminate lets only the session's owner end it, and remembers that it
+// ended.
 func (m *boundSessions) Terminate(id string) (isNotAllowed bool, err error) {
-	if m.internal {
-		return false, nil
+	s, ok := parseSessionID(id)
+	if !ok || s.b != m.b {
+		return !m.internal, nil
 	}
-	return !m.owns(id), nil
-}
-
-func (m *boundSessions) owns(id string) bool {
-	if m.owner == "" || !strings.HasPrefix(id, sessionIDPrefix) {
-		return false
+	if !m.internal && !s.ownedBy(m.owner) {
+		return true, nil
 	}
-	random, mac, ok := strings.Cut(id[len(sessionIDPrefix):], ".")
-	if !ok || random == "" {
-		return false
-	}
-	return hmac.Equal([]byte(mac), []byte(m.mac(random)))
+	s.b.end(id, s.issued, time.Now())
+	return false, nil
 }

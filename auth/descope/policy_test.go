@@ -346,6 +346,13 @@ func slowServer(cancelled *atomic.Int64) *server.MCPServer {
 // alice's call was cancelled and bob's status.
 func cancelOthers(t *testing.T, handler func(*server.MCPServer) http.Handler, alice, bob string) (bool, int) {
 	t.Helper()
+	return cancelOthersWith(t, handler, alice, bob, "")
+}
+
+// cancelOthersWith is cancelOthers with idMember (say `"id":null,`) in
+// bob's notification.
+func cancelOthersWith(t *testing.T, handler func(*server.MCPServer) http.Handler, alice, bob, idMember string) (bool, int) {
+	t.Helper()
 	var cancelled atomic.Int64
 	srv := httptest.NewServer(handler(slowServer(&cancelled)))
 	defer srv.Close()
@@ -365,7 +372,7 @@ func cancelOthers(t *testing.T, handler func(*server.MCPServer) http.Handler, al
 			t.Fatal("alice's call did not end")
 		default:
 		}
-		body := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"reason":"bob says so",` +
+		body := `{"jsonrpc":"2.0",` + idMember + `"method":"notifications/cancelled","params":{"requestId":1,"reason":"bob says so",` +
 			`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

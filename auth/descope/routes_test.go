@@ -70,7 +70,9 @@ func TestProtectedResourceMetadataAtCustomPath(t *testing.T) {
 	assert.Contains(t, body, `"resource":"https://mcp.example.com/api/v1/mcp"`)
 	assert.NotContains(t, body, "scopes_supported", "nothing to advertise")
 
-	resp, _ = get(t, http.MethodPost, f.srv.URL+"/api/v1/mcp")
+	resp, err := http.Post(f.srv.URL+"/api/v1/mcp", "application/json", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the endpoint moved with the path")
 	assert.Equal(t, `Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/api/v1/mcp"`, resp.Header.Get("WWW-Authenticate"))
 }

@@ -1,0 +1,91 @@
+package auth
+
+// This file decides which browser origins may call the MCP endpoint. The
+// MCP transport (2026-07-28) asks servers to refuse, with 403, a request
+// whose Origin header is present and not allowed: it is how a page on
+// another site is kept from driving a user's local or signed-in server.
+
+import (
+	"net/url"
+	"strings"
+)
+
+// WithAllowedOrigins sets the browser origins allowed to call the MCP
+// endpoint, replacing the default (the origin of the provider's resource
+// URL). A request whose Origin header is present and not listed gets 403
+// before anything else; requests without Origin (every non-browser client)
+// are unaffected. An entry is an origin such as "https://app.example.com";
+// "http://localhost:*" allows any port of that scheme and host, which suits
+// local tools such as MCP Inspector. Browser clients also need CORS answers
+// from the MCP server (server.WithStreamableHTTPCORS in mcp-go).
+func WithAllowedOrigins(origins ...string) Option {
+	return func(s *settings) { s.origins = append([]string{}, origins...) }
+}
+
+// originRule is one allowed origin: scheme and host, and a port or any.
+type originRule struct {
+	scheme, host, port string
+	anyPort            bool
+}
+
+type origins []originRule
+
+func parseOrigins(list []string) origins {
+	var out origins
+	for _, o := range list {
+		if r, ok := parseOrigin(o, true); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// parseOrigin reads "scheme://host[:port]" (case-insensitive, default port
+// dropped); wildcard allows ":*" as the port.
+func parseOrigin(s string, wildcard bool) (originRule, bool) {
+	scheme, rest, ok := strings.Cut(strings.ToLower(strings.TrimSpace(s)), "://")
+	if !ok || (scheme != "http" && scheme != "https") || rest == "" || strings.ContainsAny(rest, "/?#@ ") {
+		return originRule{}, false
+	}
+	if wildcard {
+		if h, ok := strings.CutSuffix(rest, ":*"); ok {
+			return originRule{scheme: scheme, host: h, anyPort: true}, h != ""
+		}
+	}
+	u, err := url.Parse(scheme + "://" + rest)
+	if err != nil || u.Hostname() == "" {
+		return originRule{}, false
+	}
+	port := u.Port()
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	host := u.Hostname()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return originRule{scheme: scheme, host: host, port: port}, true
+}
+
+// defaultOrigins allows the resource URL's own origin.
+func defaultOrigins(resourceURL string) origins {
+	u, err := url.Parse(resourceURL)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	return parseOrigins([]string{u.Scheme + "://" + u.Host})
+}
+
+// allows reports whether the Origin header value o is allowed.
+func (list origins) allows(o string) bool {
+	got, ok := parseOrigin(o, false)
+	if !ok {
+		return false // "null" and anything malformed
+	}
+	for _, r := range list {
+		if r.scheme == got.scheme && r.host == got.host && (r.anyPort || r.port == got.port) {
+			return true
+		}
+	}
+	return false
+}
