@@ -133,12 +133,11 @@ func readMessages(w http.ResponseWriter, r *http.Request, maxBytes int64, wait t
 	if r.ContentLength > maxBytes {
 		return nil, errBodyTooLarge
 	}
-	rc := http.NewResponseController(w)
-	deadline := rc.SetReadDeadline(time.Now().Add(wait)) == nil
+	deadline := setReadDeadline(w, time.Now().Add(wait))
 	body, err := readBody(r.Body, r.ContentLength, maxBytes)
 	if deadline && err == nil {
-		// The deadline was for the body; a response stream may last.
-		_ = rc.SetReadDeadline(time.Time{})
+		// The deadline was for the body; the caller sets the request's.
+		setReadDeadline(w, time.Time{})
 	}
 	if err != nil {
 		return nil, err
@@ -187,6 +186,20 @@ func readBody(body io.Reader, announced, maxBytes int64) ([]byte, error) {
 			return nil, errBodyUnreadable
 		}
 	}
+}
+
+// setReadDeadline sets the connection's read deadline where the writer
+// allows it, and reports whether it did. net/http's own writer is asked
+// directly, which costs no allocation; wrappers go through
+// http.ResponseController.
+func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
+	if d, ok := w.(interface{ SetReadDeadline(time.Time) error }); ok {
+		return d.SetReadDeadline(t) == nil
+	}
+	if _, ok := w.(interface{ Unwrap() http.ResponseWriter }); !ok {
+		return false
+	}
+	return http.NewResponseController(w).SetReadDeadline(t) == nil
 }
 
 // replayBody is the body handed on after the middleware read it.

@@ -44,7 +44,7 @@ const (
 	headerRetryAfter  = "Retry-After"
 	headerContentType = "Content-Type"
 	headerOrigin      = "Origin"
-	headerLastEventID = "Last-Event-ID"
+	headerLastEventID = "Last-Event-Id" // canonical, so lookups do not allocate
 	bodyOrigin        = `{"error":"invalid_request","error_description":"Requests from this Origin are not allowed."}`
 	bodyUnbound       = `{"error":"server_error","error_description":"The server is misconfigured and cannot open a session."}`
 	// Exactly what mcp-go answers for a session it does not know.
@@ -274,27 +274,30 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			return
 		}
 		ctx = context.WithValue(ctx, checkedSessionKey{}, id)
-	} else if r.Header.Get(headerLastEventID) != "" {
+	} else if len(r.Header[headerLastEventID]) > 0 {
 		// Events recorded outside a session (stateless servers) are
 		// shared by every caller: nobody resumes them.
 		g.refuse(w, r, errUnknownSession)
 		return
 	}
-	var initialize bool
+	// A stream (GET, subscriptions/listen, a POST answered with SSE) ends
+	// when its token does, and the client comes back with a fresh one; a
+	// token accepted within the provider's leeway gets streamGrace.
+	var ends time.Time
+	if !claims.ExpiresAt.IsZero() {
+		ends = latest(claims.ExpiresAt, now).Add(streamGrace)
+	}
+	var initialize, mayStream bool
 	if r.Method == http.MethodPost {
 		var err error
-		if ctx, initialize, err = g.inspect(ctx, w, r, claims); err != nil {
+		if ctx, initialize, mayStream, err = g.inspect(ctx, w, r, claims); err != nil {
 			g.refuse(w, r, err)
 			return
 		}
 	}
-	if !claims.ExpiresAt.IsZero() {
-		// A stream (GET, subscriptions/listen, a POST answered with
-		// SSE) ends when its token does; the client comes back with a
-		// fresh one. A token accepted within the provider's leeway still
-		// gets streamGrace.
+	if !ends.IsZero() && (r.Method != http.MethodPost || mayStream) {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, latest(claims.ExpiresAt, now).Add(streamGrace))
+		ctx, cancel = context.WithDeadline(ctx, ends)
 		defer cancel()
 	}
 	if initialize {
@@ -389,32 +392,34 @@ var (
 // request), a task (mcp-go v1.2.1 does not tie tasks to their creator), or
 // an operation whose declared scopes the token lacks. It reports whether
 // the request opens a session.
-func (g *guard) inspect(ctx context.Context, w http.ResponseWriter, r *http.Request, claims *Claims) (context.Context, bool, error) {
+func (g *guard) inspect(ctx context.Context, w http.ResponseWriter, r *http.Request, claims *Claims) (_ context.Context, initialize, mayStream bool, err error) {
 	msgs, err := readMessages(w, r, g.maxBody, g.bodyWait)
 	if err != nil {
-		return ctx, false, err
+		return ctx, false, false, err
 	}
+
 	var needed []string
 	for i := range msgs {
 		m := &msgs[i]
 		if m.isNotification() && (isModern(r.Header, m) ||
 			(m.Method == string(mcp.MethodNotificationCancelled) && r.Header.Get(server.HeaderKeySessionID) == "")) {
-			return ctx, false, errNotification
+			return ctx, false, false, errNotification
 		}
 		if m.usesTasks() {
-			return ctx, false, &taskRefusal{id: m.ID.raw}
+			return ctx, false, false, &taskRefusal{id: m.ID.raw}
 		}
+		mayStream = mayStream || (!m.isNotification() && !quickMethods[m.Method])
 		if g.policy == nil {
 			continue
 		}
 		needed = append(needed, g.policy.neededScopes(m)...)
 		if m.Method == string(mcp.MethodSubscriptionsListen) && !g.policy.listenAllowed(claims, m) {
-			return ctx, false, errListenDenied
+			return ctx, false, false, errListenDenied
 		}
 	}
 	if len(needed) > 0 && !g.policy.grantsAll(claims, needed) {
 		// One challenge with every scope the operation needs.
-		return ctx, false, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
+		return ctx, false, false, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
 			Scopes: cleanScopes(append(append([]string(nil), g.required...), needed...))}
 	}
 	if g.policy != nil && len(msgs) == 1 && msgs[0].Method == string(mcp.MethodToolsCall) {
@@ -422,8 +427,18 @@ func (g *guard) inspect(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		// handler, which explains a refusal instead of "not found".
 		ctx = withOperation(ctx, &msgs[0])
 	}
-	initialize := len(msgs) == 1 && msgs[0].Method == string(mcp.MethodInitialize) && !isModern(r.Header, &msgs[0])
-	return ctx, initialize, nil
+	initialize = len(msgs) == 1 && msgs[0].Method == string(mcp.MethodInitialize) && !isModern(r.Header, &msgs[0])
+	return ctx, initialize, mayStream, nil
+}
+
+// quickMethods answer at once, never with a stream that could outlive the
+// token; every other method (tools/call, subscriptions/listen, ...) gets a
+// deadline at the token's expiry. A deadline costs four allocations, so it
+// is paid only where it may be needed. "" is a response or no message.
+var quickMethods = map[string]bool{
+	"": true, string(mcp.MethodInitialize): true, string(mcp.MethodPing): true,
+	string(mcp.MethodToolsList): true, string(mcp.MethodPromptsList): true,
+	string(mcp.MethodResourcesList): true, string(mcp.MethodResourcesTemplatesList): true,
 }
 
 // taskRefusal answers a task request with a JSON-RPC error for its id.
@@ -508,7 +523,7 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		// net/http reads the rest of a body nobody read, to reuse the
 		// connection: give it little time, so that a body that never
 		// arrives does not hold the connection.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(unreadBodyWait))
+		setReadDeadline(w, time.Now().Add(unreadBodyWait))
 	}
 	h.Set(headerContentType, contentTypeJSON)
 	h.Set("Cache-Control", "no-store")
