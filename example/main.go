@@ -17,7 +17,9 @@
 // addresses.
 //
 // Against a real Descope project, create an MCP Server in the Descope console
-// with the scopes notes:read and notes:write, then:
+// with the scopes notes:read and notes:write and the MCP Server URL
+// https://notes.example.com/mcp (it becomes the tokens' "aud", and must be
+// MCP_SERVER_URL + "/mcp"), then:
 //
 //	DESCOPE_CONFIG_URL=https://api.descope.com/v1/apps/agentic/P.../MS.../.well-known/openid-configuration \
 //	MCP_SERVER_URL=https://notes.example.com \
@@ -38,7 +40,14 @@
 //	DESCOPE_REQUIRED_SCOPES  scopes every request must carry (optional); notes:write
 //	                         counts as notes:read
 //	DESCOPE_SCOPES_SUPPORTED scopes advertised to clients (default notes:read notes:write)
-//	DESCOPE_AUDIENCE         accepted "aud" values (default: the endpoint URL and the project ID)
+//	DESCOPE_AUDIENCE         accepted "aud" values (default: the endpoint URL, MCP_SERVER_URL + "/mcp",
+//	                         which must be the MCP Server URL set in the Descope console)
+//	DESCOPE_ACCEPT_PROJECT_AUDIENCE
+//	                         "true" also accepts tokens whose "aud" is the project ID (off by
+//	                         default; risky: such a token may have been issued to any app of
+//	                         the project)
+//	MCP_ALLOWED_ORIGINS      browser origins allowed besides MCP_SERVER_URL's, comma-separated
+//	                         (dev mode adds http://localhost:*, http://127.0.0.1:*, http://[::1]:*)
 //	MCP_SESSION_SECRET       the key, at least 32 bytes, that binds each MCP session to the
 //	                         user who opened it (optional; default: random at every start).
 //	                         Replicas behind one load balancer must share it: a session
@@ -70,6 +79,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -147,6 +157,11 @@ func run() error {
 		return err
 	}
 	defer p.Close()
+	if issuer != nil {
+		// What the Descope console's MCP Server URL does: tokens for which
+		// the client names no resource are bound to this endpoint.
+		issuer.SetMCPServerURL(p.ProtectedResource().URL)
+	}
 
 	// One policy serves both layers: the MCP server hides and guards the
 	// tools, and the middleware refuses a call whose scopes the token
@@ -157,7 +172,14 @@ func run() error {
 	// for server.StreamableHTTPServer.Start. Served this way, the session
 	// binding must be passed to the StreamableHTTPServer explicitly.
 	mcpServer := server.NewStreamableHTTPServer(newMCPServer(newStore(), pol), auth.SessionBinding(secret))
-	httpServer := &http.Server{Handler: auth.Handler(p, mcpServer, auth.WithPolicy(pol)), ReadHeaderTimeout: 10 * time.Second}
+	opts := []auth.Option{auth.WithPolicy(pol)}
+	if origins := allowedOrigins(dev, p.ProtectedResource().URL); origins != nil {
+		opts = append(opts, auth.WithAllowedOrigins(origins...))
+	}
+	// No ReadTimeout or WriteTimeout: they would cut the SSE streams,
+	// which end with their token instead. The middleware bounds body reads.
+	httpServer := &http.Server{Handler: auth.Handler(p, mcpServer, opts...),
+		ReadHeaderTimeout: auth.DefaultReadHeaderTimeout, IdleTimeout: auth.DefaultIdleTimeout}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
 
@@ -201,6 +223,34 @@ func devMode() bool {
 		}
 	}
 	return true
+}
+
+// allowedOrigins reads MCP_ALLOWED_ORIGINS, the browser origins allowed
+// besides MCP_SERVER_URL's own. In dev mode, loopback origins on any port
+// are allowed too, for browser tools such as MCP Inspector. nil keeps the
+// library's default (the resource URL's origin only).
+func allowedOrigins(dev bool, resourceURL string) []string {
+	list := splitEnv("MCP_ALLOWED_ORIGINS")
+	if dev {
+		list = append(list, "http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	if u, err := url.Parse(resourceURL); err == nil {
+		list = append(list, u.Scheme+"://"+u.Host)
+	}
+	return list
+}
+
+func splitEnv(name string) []string {
+	var out []string
+	for _, v := range strings.Split(os.Getenv(name), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // sessionSecret reads MCP_SESSION_SECRET. Unset or empty means nil, for

@@ -618,6 +618,15 @@ func TestDevMode(t *testing.T) {
 	assert.True(t, isErr)
 	assert.Equal(t, auth.DeniedMessage, text)
 
+	// Browser tools on loopback (MCP Inspector) may call it; other sites may not.
+	for origin, want := range map[string]int{
+		"http://localhost:6274": http.StatusOK, "http://127.0.0.1:6274": http.StatusOK,
+		"http://" + addr: http.StatusOK, "http://evil.example": http.StatusForbidden,
+	} {
+		status, _, _ := runCurlLineHeaders(t, strings.Replace(curlLine, " -H ", " -H 'Origin: "+origin+"' -H ", 1))
+		assert.Equal(t, want, status, "Origin %s", origin)
+	}
+
 	p.terminate(t)
 }
 
