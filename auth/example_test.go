@@ -26,8 +26,9 @@ func ExampleWithProvider() {
 	log.Fatal(server.NewStreamableHTTPServer(s, auth.WithProvider(p)).Start(":8080"))
 }
 
-// With a mux of your own: guard the MCP handler with Middleware and mount
-// the provider's discovery routes beside it.
+// With a mux of your own: bind the MCP server's sessions to their callers,
+// guard it with Middleware, and mount the provider's discovery routes
+// beside it. Browser clients on other origins must be listed.
 func ExampleMiddleware() {
 	fake := descopetest.NewServer()
 	defer fake.Close()
@@ -42,7 +43,10 @@ func ExampleMiddleware() {
 	defer p.Close()
 
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", auth.Middleware(p)(server.NewStreamableHTTPServer(server.NewMCPServer("notes", "1.0.0"))))
+	var secret []byte // shared by every replica; nil: random for this process
+	mcpServer := server.NewStreamableHTTPServer(server.NewMCPServer("notes", "1.0.0"), auth.SessionBinding(secret))
+	guard := auth.Middleware(p, auth.WithAllowedOrigins("https://mcp.example.com", "http://localhost:*"))
+	mux.Handle("/mcp", guard(mcpServer))
 	for _, rt := range p.Routes() {
 		mux.Handle(rt.Path, rt.Handler)
 	}
