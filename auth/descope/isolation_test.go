@@ -437,3 +437,81 @@ func TestNullIDNotificationsCannotCancelOthers(t *testing.T) {
 		})
 	}
 }
+
+// TestCrossUserTable: bob holds everything alice leaked (her session ID,
+// her event IDs, her request ID, task IDs) and tries every channel; he
+// gets nothing of hers, and she loses nothing.
+func TestCrossUserTable(t *testing.T) {
+	f := newIsolationFixture(t)
+	alice := openSession(t, f.url, f.alice)
+	bob := openSession(t, f.url, f.bob)
+
+	// Alice's call is running (request ID 7) and has recorded events.
+	call := openStream(t, f.url, f.alice, legacyHeaders(alice), http.MethodPost,
+		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"progress","_meta":{"progressToken":"p1"}}}`)
+	<-f.progressed
+	require.True(t, call.next(t, "secret progress of U2alice"))
+
+	with := func(session string, extra map[string]string) map[string]string {
+		h := legacyHeaders(session)
+		for k, v := range extra {
+			h[k] = v
+		}
+		return h
+	}
+	modern := map[string]string{"MCP-Protocol-Version": "2026-07-28"}
+	rows := []struct {
+		channel, method string
+		header          map[string]string
+		body            string
+		status          int
+		exact           string // the whole body, when it is fixed
+	}{
+		{"POST in alice's session", "POST", with(alice, nil), legacyList, 404, unknownSession},
+		{"POST, modern, naming alice's session", "POST", with(alice, modern),
+			`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{` + modernMeta + `}}`, 404, unknownSession},
+		{"GET stream on alice's session", "GET", with(alice, nil), "", 404, unknownSession},
+		{"resumption on alice's session", "GET", with(alice, map[string]string{"Last-Event-ID": "1"}), "", 404, unknownSession},
+		{"resumption without a session", "GET", with("", map[string]string{"Last-Event-ID": "1"}), "", 404, unknownSession},
+		{"resumption of alice's event on his session", "GET", with(bob, map[string]string{"Last-Event-ID": "1"}), "", 400, "Unknown Last-Event-ID\n"},
+		{"DELETE alice's session", "DELETE", with(alice, nil), "", 404, unknownSession},
+		{"a response posted into alice's session", "POST", with(alice, nil), `{"jsonrpc":"2.0","id":1,"result":{"content":[]}}`, 404, unknownSession},
+		{"tasks/list", "POST", with(bob, nil), `{"jsonrpc":"2.0","id":2,"method":"tasks/list"}`, 200, `{"jsonrpc":"2.0","id":2,` + tasksRefused},
+		{"tasks/get of a leaked task ID", "POST", with(bob, nil), `{"jsonrpc":"2.0","id":2,"method":"tasks/get","params":{"taskId":"1"}}`, 200, `{"jsonrpc":"2.0","id":2,` + tasksRefused},
+		{"tasks/result, modern", "POST", modern, `{"jsonrpc":"2.0","id":2,"method":"tasks/result","params":{"taskId":"1",` + modernMeta + `}}`, 200, `{"jsonrpc":"2.0","id":2,` + tasksRefused},
+		{"tasks/cancel, modern", "POST", modern, `{"jsonrpc":"2.0","id":2,"method":"tasks/cancel","params":{"taskId":"1",` + modernMeta + `}}`, 200, `{"jsonrpc":"2.0","id":2,` + tasksRefused},
+		{"cancel alice's request ID, modern", "POST", modern, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,` + modernMeta + `}}`, 400, ""},
+		{"cancel with a null id, modern", "POST", modern, `{"jsonrpc":"2.0","id":null,"method":"notifications/cancelled","params":{"requestId":7,` + modernMeta + `}}`, 400, ""},
+		{"cancel alice's request ID outside a session", "POST", legacyHeaders(""), `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}`, 400, ""},
+		{"cancel alice's request ID in his own session", "POST", with(bob, nil), `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}`, 202, ""},
+	}
+	for _, row := range rows {
+		t.Run(row.channel, func(t *testing.T) {
+			status, _, body := send(t, row.method, f.url, f.bob, row.header, row.body)
+			assert.Equal(t, row.status, status, body)
+			if row.exact != "" {
+				assert.Equal(t, row.exact, body)
+			}
+			assert.NotContains(t, body, "secret")
+			assert.NotContains(t, body, "U2alice")
+		})
+	}
+
+	// Alice lost nothing: her call runs on and ends with its result, her
+	// session still serves her, her stream still reaches her, and she can
+	// resume her own events.
+	closeOnce(f.release)
+	assert.True(t, call.next(t, "secret result of U2alice"), "alice's call was not cancelled")
+	resp, out := legacyPost(t, f.url, f.alice, alice, legacyList)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, out)
+	st := openStream(t, f.url, f.alice, legacyHeaders(alice), http.MethodGet, "")
+	require.Equal(t, http.StatusOK, st.resp.StatusCode)
+	require.Eventually(t, func() bool {
+		return f.mcp.SendNotificationToSpecificClient(alice, "notifications/message",
+			map[string]any{"level": "info", "data": "still alice's"}) == nil
+	}, 2*time.Second, 20*time.Millisecond)
+	assert.True(t, st.next(t, "still alice's"))
+	resume := openStream(t, f.url, f.alice, with(alice, map[string]string{"Last-Event-ID": "1"}), http.MethodGet, "")
+	require.Equal(t, http.StatusOK, resume.resp.StatusCode)
+	assert.True(t, resume.next(t, "secret result of U2alice"))
+}
