@@ -268,6 +268,8 @@ func TestNewServerPanicsOnBadOptions(t *testing.T) {
 		{"empty MCP Server ID", WithMCPServerID("")},
 		{"zero lifetime", WithTokenLifetime(0)},
 		{"nil clock", WithClock(nil)},
+		{"relative MCP Server URL", WithMCPServerURL("mcp.example.com/mcp")},
+		{"MCP Server URL with a fragment", WithMCPServerURL("https://mcp.example.com/mcp#x")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -919,8 +921,8 @@ func TestCodeFlow(t *testing.T) {
 					t.Fatal("no refresh token")
 				}
 				_, claims := parse(t, s, access, jwt.WithIssuer(s.Issuer()), jwt.WithAudience(resource), jwt.WithSubject("U2flowuser"))
-				if got := strs(t, claims["aud"]); !slices.Equal(got, []string{resource, s.ProjectID()}) {
-					t.Errorf("aud = %q", got)
+				if got := strs(t, claims["aud"]); !slices.Equal(got, []string{resource}) {
+					t.Errorf("aud = %q, want the resource asked for only", got)
 				}
 				if claims["azp"] != c.id || claims["scope"] != "openid notes:read notes:write" || claims["drn"] != "DS" || claims["email"] != "flow@example.com" {
 					t.Errorf("claims = %v", claims)
@@ -994,8 +996,8 @@ func TestCodeFlowDefaults(t *testing.T) {
 	s := newServer(t)
 	c := register(t, s.WellKnownURL(), "", "notes:read")
 	verifier, challenge := pkce()
-	// Without scope the registered one is granted; without resource the
-	// audience is the project.
+	// Without scope the registered one is granted; without resource, and
+	// with no MCP Server URL set, the audience is the project.
 	code := c.getCode(t, nil, challenge)
 	status, resp := c.redeem(t, code, verifier, nil)
 	if status != http.StatusOK || resp["scope"] != "notes:read" {
@@ -1004,6 +1006,71 @@ func TestCodeFlowDefaults(t *testing.T) {
 	_, claims := parse(t, s, resp["access_token"].(string))
 	if got := strs(t, claims["aud"]); !slices.Equal(got, []string{s.ProjectID()}) {
 		t.Errorf("aud = %q", got)
+	}
+}
+
+// TestMCPServerURLBecomesTheAudience: like the Descope console's MCP Server
+// URL, the URL set with WithMCPServerURL or SetMCPServerURL is the aud of
+// Mint's tokens and of OAuth tokens for which the client named no resource;
+// a resource the client names (RFC 8707) is the aud of its tokens.
+func TestMCPServerURLBecomesTheAudience(t *testing.T) {
+	const consoleURL = "https://notes.example.com/mcp"
+	const asked = "https://asked.example.com/mcp"
+	tests := []struct {
+		name       string
+		opts       []Option
+		set        func(s *Server)
+		want       string   // MCPServerURL()
+		mint       []string // aud of Mint(nil)
+		noResource []string // aud of an OAuth token without resource
+		withAsked  []string // aud of an OAuth token with resource=asked
+	}{
+		{name: "not set", mint: []string{DefaultProjectID}, noResource: []string{DefaultProjectID}, withAsked: []string{asked}},
+		{name: "WithMCPServerURL", opts: []Option{WithMCPServerURL(consoleURL)}, want: consoleURL,
+			mint: []string{consoleURL}, noResource: []string{consoleURL}, withAsked: []string{asked}},
+		{name: "SetMCPServerURL", set: func(s *Server) { s.SetMCPServerURL(consoleURL) }, want: consoleURL,
+			mint: []string{consoleURL}, noResource: []string{consoleURL}, withAsked: []string{asked}},
+		{name: "SetMCPServerURL empty clears it", opts: []Option{WithMCPServerURL(consoleURL)}, set: func(s *Server) { s.SetMCPServerURL("") },
+			mint: []string{DefaultProjectID}, noResource: []string{DefaultProjectID}, withAsked: []string{asked}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t, tc.opts...)
+			if tc.set != nil {
+				tc.set(s)
+			}
+			if got := s.MCPServerURL(); got != tc.want {
+				t.Errorf("MCPServerURL() = %q, want %q", got, tc.want)
+			}
+			_, claims := parse(t, s, s.Mint(nil))
+			if got := strs(t, claims["aud"]); !slices.Equal(got, tc.mint) {
+				t.Errorf("Mint: aud = %q, want %q", got, tc.mint)
+			}
+			for _, flow := range []struct {
+				resource string
+				want     []string
+			}{{"", tc.noResource}, {asked, tc.withAsked}} {
+				c := register(t, s.WellKnownURL(), "", "notes:read")
+				verifier, challenge := pkce()
+				code := c.getCode(t, map[string]string{"resource": flow.resource}, challenge)
+				status, resp := c.redeem(t, code, verifier, nil)
+				if status != http.StatusOK {
+					t.Fatalf("token: status %d, %v", status, resp)
+				}
+				_, claims := parse(t, s, resp["access_token"].(string))
+				if got := strs(t, claims["aud"]); !slices.Equal(got, flow.want) {
+					t.Errorf("OAuth, resource %q: aud = %q, want %q", flow.resource, got, flow.want)
+				}
+				status, resp = c.refresh(t, resp["refresh_token"].(string), nil)
+				if status != http.StatusOK {
+					t.Fatalf("refresh: status %d, %v", status, resp)
+				}
+				_, claims = parse(t, s, resp["access_token"].(string))
+				if got := strs(t, claims["aud"]); !slices.Equal(got, flow.want) {
+					t.Errorf("refreshed, resource %q: aud = %q, want %q", flow.resource, got, flow.want)
+				}
+			}
+		})
 	}
 }
 

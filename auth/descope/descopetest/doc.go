@@ -17,7 +17,10 @@
 //     refresh tokens, so that real MCP clients can complete a sign-in;
 //   - RS256 access tokens shaped like Descope's: iss, sub, aud, azp, scope,
 //     exp, iat, jti, drn "DS", and the user's roles, permissions, tenants,
-//     current tenant (dct) and amr claims.
+//     current tenant (dct) and amr claims. The aud is the RFC 8707 resource
+//     the client asked for, else the MCP Server URL set with
+//     [WithMCPServerURL] or [Server.SetMCPServerURL] (the console's "MCP
+//     Server URL"), else the project ID.
 //
 // Unit tests that only need a token can skip the OAuth flow and call
 // [Server.Mint], which signs a token with the current key and lets each

@@ -19,12 +19,17 @@ import (
 
 // This example protects an HTTP handler with tokens of a fake Descope
 // project: the handler checks bearer tokens against the fake provider's key
-// set, and the test mints tokens for it.
+// set, and the test mints tokens for it. The tokens are bound to the
+// handler's URL, the fake's MCP Server URL.
 func Example() {
-	idp := descopetest.NewServer(descopetest.WithUser(descopetest.User{
-		Subject: "U2exampleuser000000000000000",
-		Roles:   []string{"editor"},
-	}))
+	const resource = "https://notes.example.com/notes"
+	idp := descopetest.NewServer(
+		descopetest.WithUser(descopetest.User{
+			Subject: "U2exampleuser000000000000000",
+			Roles:   []string{"editor"},
+		}),
+		descopetest.WithMCPServerURL(resource),
+	)
 	defer idp.Close()
 
 	keys, err := fetchKeySet(idp.Client(), idp.JWKSURL())
@@ -32,7 +37,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	handler := requireToken(keys, idp.Issuer(), idp.ProjectID(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := requireToken(keys, idp.Issuer(), resource, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "hello,", r.Header.Get("X-Subject"))
 	}))
 

@@ -12,7 +12,8 @@ import (
 // carries alg "RS256", typ "JWT" and the key's kid.
 //
 // The default claims are: iss [Server.Issuer]; sub the user's subject; aud
-// a list holding [Server.ProjectID]; azp [DefaultClientID]; exp now plus the
+// a list holding [Server.MCPServerURL], or [Server.ProjectID] when no MCP
+// Server URL is set; azp [DefaultClientID]; exp now plus the
 // token lifetime; iat now; jti a random ID; drn "DS"; amr; and the user's
 // email, name, roles, permissions, tenants and dct claims where set. There is
 // no scope claim by default.
@@ -31,7 +32,7 @@ func (s *Server) Mint(claims map[string]any) string {
 // always signed with RS256 and the current signing key, whatever alg the
 // header then names.
 func (s *Server) MintWithHeader(header, claims map[string]any) string {
-	c := s.accessClaims(s.currentUser(), DefaultClientID, "", []string{s.projectID})
+	c := s.accessClaims(s.currentUser(), DefaultClientID, "", s.defaultAudience())
 	for k, v := range claims {
 		if v == nil {
 			delete(c, k)

@@ -535,13 +535,14 @@ func checkRefresh(g *grant, c *client, now time.Time, form url.Values) (*grant, 
 }
 
 // issue makes an access token for user with the given scope and resources
-// (the token's audience, with the project ID) and, if the client may
-// refresh, a refresh token for the grant g, which holds the scope and
-// resources that later refreshes may ask for.
+// and, if the client may refresh, a refresh token for the grant g, which
+// holds the scope and resources that later refreshes may ask for. The
+// token's aud is the resources the client named (RFC 8707), else the MCP
+// Server URL, as Descope binds tokens to the console's MCP Server URL.
 func (s *Server) issue(c *client, u User, scope string, resources []string, g *grant) *tokenResponse {
 	aud := slices.Clone(resources)
-	if !slices.Contains(aud, s.projectID) {
-		aud = append(aud, s.projectID)
+	if len(aud) == 0 {
+		aud = s.defaultAudience()
 	}
 	resp := &tokenResponse{
 		AccessToken: s.sign(nil, s.accessClaims(u, c.id, scope, aud)),

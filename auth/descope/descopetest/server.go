@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,6 +118,7 @@ func DefaultUser() User {
 type config struct {
 	projectID       string
 	mcpServerID     string
+	mcpServerURL    string
 	projectLevel    bool
 	scopesSupported []string
 	user            User
@@ -150,6 +153,14 @@ func WithProjectLevelIssuer() Option {
 // grants whatever scopes a client asks for; the list is only advertised.
 func WithScopesSupported(scopes ...string) Option {
 	return func(c *config) { c.scopesSupported = slices.Clone(scopes) }
+}
+
+// WithMCPServerURL sets the MCP Server URL from the start; see
+// [Server.SetMCPServerURL]. Without it, tokens for which no resource was
+// named carry the project ID as aud, which a descope.Provider refuses
+// unless it is configured to accept the project ID.
+func WithMCPServerURL(u string) Option {
+	return func(c *config) { c.mcpServerURL = u }
 }
 
 // WithUser sets the user the server signs in (default [DefaultUser]).
@@ -197,6 +208,7 @@ type Server struct {
 	waiting   chan struct{} // receives a value when a handler starts to wait (for tests)
 
 	mu            sync.Mutex
+	mcpServerURL  string // the console's MCP Server URL; "" if none
 	user          User
 	keys          map[string]*rsa.PrivateKey // every key ever made, by kid
 	published     []string                   // kids in the key set, oldest first
@@ -224,6 +236,7 @@ func NewServer(opts ...Option) *Server {
 	}
 	mustBeID("project ID", cfg.projectID)
 	mustBeID("MCP Server ID", cfg.mcpServerID)
+	mustBeServerURL(cfg.mcpServerURL)
 	if cfg.lifetime <= 0 {
 		panic(fmt.Sprintf("descopetest: token lifetime must be positive, got %v", cfg.lifetime))
 	}
@@ -240,6 +253,7 @@ func NewServer(opts ...Option) *Server {
 		routes:        make(map[string]bool),
 		closing:       make(chan struct{}),
 		waiting:       make(chan struct{}, 64),
+		mcpServerURL:  cfg.mcpServerURL,
 		user:          cfg.user,
 		keys:          make(map[string]*rsa.PrivateKey),
 		clients:       make(map[string]*client),
@@ -323,6 +337,49 @@ func (s *Server) RegistrationURL() string { return s.base + s.registrationPath()
 // and that [Server.Issuer] returns, between the project-level issuer (on)
 // and the agentic one (off). Metadata for both issuers is served either way.
 func (s *Server) SetProjectLevelIssuer(on bool) { s.projectLevel.Store(on) }
+
+// SetMCPServerURL sets the MCP Server URL, as in the MCP Server's settings
+// in the Descope console: it becomes the aud of tokens that [Server.Mint]
+// makes and of OAuth tokens for which the client named no resource. Set it
+// to the resource URL of the MCP server under test (for a
+// descope.Provider, its ProtectedResource().URL). An empty u unsets it,
+// and tokens carry the project ID as aud again. It panics unless u is empty
+// or an absolute http(s) URL without a fragment.
+func (s *Server) SetMCPServerURL(u string) {
+	mustBeServerURL(u)
+	s.mu.Lock()
+	s.mcpServerURL = u
+	s.mu.Unlock()
+}
+
+// MCPServerURL returns the MCP Server URL set with [WithMCPServerURL] or
+// [Server.SetMCPServerURL], or "" if none is.
+func (s *Server) MCPServerURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mcpServerURL
+}
+
+// defaultAudience is the aud of tokens when no resource is named: the MCP
+// Server URL, or the project ID when none is set.
+func (s *Server) defaultAudience() []string {
+	if u := s.MCPServerURL(); u != "" {
+		return []string{u}
+	}
+	return []string{s.projectID}
+}
+
+// mustBeServerURL panics unless u is empty or an absolute http(s) URL
+// without a fragment.
+func mustBeServerURL(u string) {
+	if u == "" {
+		return
+	}
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Fragment != "" || strings.Contains(u, "#") {
+		panic(fmt.Sprintf("descopetest: invalid MCP Server URL %q: want an absolute http(s) URL such as https://mcp.example.com/mcp", u))
+	}
+}
 
 // SetUser sets the user that the authorization endpoint signs in and whose
 // claims [Server.Mint] uses. Grants made earlier keep the user they were
