@@ -133,6 +133,9 @@ func newEnv(t *testing.T, s setup) *env {
 		prmURL:  p.ProtectedResource().MetadataURL,
 		journal: &journal{},
 	}
+	// As in the Descope console, the MCP Server URL is the resource URL: it
+	// is the aud of tokens whose client named no resource.
+	ds.SetMCPServerURL(e.mcpURL)
 	// What auth.WithProvider sets up, served by httptest: the endpoint
 	// guarded by Handler, and 2025-11-25 sessions bound to their callers.
 	mcpServer := s.mcpServer
