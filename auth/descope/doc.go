@@ -16,9 +16,10 @@
 // Tokens are accepted only when signed by a key the project publishes
 // (asymmetric algorithms only, RS256 by default, with a key ID), issued by
 // the configured project (the MCP Server issuer or the project-level
-// issuer, matched exactly), meant for this server (the resource URL or the
-// project ID unless Config.Audience says otherwise), unexpired, and not a
-// refresh token.
+// issuer, matched exactly), meant for this server (the resource URL, which
+// must be the MCP Server URL set in the Descope console, unless
+// Config.Audience says otherwise; the project ID only with
+// Config.AcceptProjectAudience), unexpired, and not a refresh token.
 //
 // Package descopetest provides a fake Descope for tests.
 package descope

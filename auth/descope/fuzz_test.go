@@ -24,7 +24,7 @@ import (
 // failing that, a canonical compact JWS whose RS256 signature verifies with
 // the fake Descope's public key for its kid.
 func FuzzVerifyToken(f *testing.F) {
-	ds := descopetest.NewServer()
+	ds := descopetest.NewServer(descopetest.WithMCPServerURL(hostileResource))
 	f.Cleanup(ds.Close)
 	p, err := descope.New(descope.Config{
 		WellKnownURL: ds.WellKnownURL(),
@@ -38,7 +38,7 @@ func FuzzVerifyToken(f *testing.F) {
 
 	valid := []string{
 		ds.Mint(map[string]any{"aud": hostileResource}),
-		ds.Mint(map[string]any{"aud": []string{hostileResource, ds.ProjectID()}, "scope": "mcp:tools notes:read"}),
+		ds.Mint(map[string]any{"scope": "mcp:tools notes:read"}),
 		ds.Mint(map[string]any{"roles": []string{"admin"}, "tenants": map[string]any{"T1": map[string]any{"roles": []string{"owner"}}}}),
 	}
 	seeded := map[string]bool{}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,10 +71,23 @@ type Config struct {
 	ScopesSupported []string
 
 	// Audience lists the accepted "aud" values; a token must carry at least
-	// one. Empty means the resource URL and the project ID: the MCP spec
-	// binds tokens to the resource, and Descope often issues the project
-	// ID. Env: DESCOPE_AUDIENCE.
+	// one. Empty means the resource URL (ServerURL + MCPPath) only: the MCP
+	// specification (RFC 8707) binds a token to the server it was issued
+	// for, and Descope puts the MCP Server URL of the console's MCP Server
+	// settings in aud, so that URL must equal the resource URL. Listing
+	// the project ID here accepts it as AcceptProjectAudience does, with
+	// the same risk and the same warning. Env: DESCOPE_AUDIENCE.
 	Audience []string
+
+	// AcceptProjectAudience also accepts tokens whose "aud" is the Descope
+	// project ID. Off by default, and risky: a token with the project ID
+	// as audience may have been issued to any app of the project (another
+	// MCP server, a web app, a script), so any of them, or anyone holding
+	// one of their tokens, could call this server with it. Turn it on only
+	// while your tokens do not yet carry the MCP Server URL, and only if
+	// every app of the project may call this server. New logs a warning
+	// when it is on. Env: DESCOPE_ACCEPT_PROJECT_AUDIENCE=true.
+	AcceptProjectAudience bool
 
 	// Algorithms lists the accepted signing algorithms (default RS256).
 	// Only asymmetric algorithms are allowed.
@@ -135,9 +149,13 @@ type Config struct {
 
 // ConfigFromEnv reads a Config from the environment: DESCOPE_CONFIG_URL,
 // DESCOPE_PROJECT_ID, DESCOPE_BASE_URL, MCP_SERVER_URL,
-// DESCOPE_REQUIRED_SCOPES, DESCOPE_SCOPES_SUPPORTED and DESCOPE_AUDIENCE.
-// Lists may be separated by commas or spaces. New validates the result.
+// DESCOPE_REQUIRED_SCOPES, DESCOPE_SCOPES_SUPPORTED, DESCOPE_AUDIENCE and
+// DESCOPE_ACCEPT_PROJECT_AUDIENCE. Lists may be separated by commas or
+// spaces. DESCOPE_ACCEPT_PROJECT_AUDIENCE is on for "true" or "1" (any true
+// value of strconv.ParseBool) and off for anything else. New validates the
+// result.
 func ConfigFromEnv() Config {
+	acceptProject, _ := strconv.ParseBool(strings.TrimSpace(os.Getenv("DESCOPE_ACCEPT_PROJECT_AUDIENCE")))
 	return Config{
 		WellKnownURL:    strings.TrimSpace(os.Getenv("DESCOPE_CONFIG_URL")),
 		ProjectID:       strings.TrimSpace(os.Getenv("DESCOPE_PROJECT_ID")),
@@ -146,6 +164,8 @@ func ConfigFromEnv() Config {
 		RequiredScopes:  splitList(os.Getenv("DESCOPE_REQUIRED_SCOPES")),
 		ScopesSupported: splitList(os.Getenv("DESCOPE_SCOPES_SUPPORTED")),
 		Audience:        splitList(os.Getenv("DESCOPE_AUDIENCE")),
+
+		AcceptProjectAudience: acceptProject,
 	}
 }
 
@@ -187,6 +207,11 @@ func New(cfg Config) (*Provider, error) {
 	c, err := normalize(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if c.projectAudienceVia != "" {
+		c.Logger.Warn("descope: tokens whose audience is the Descope project ID are accepted; "+
+			"such a token may have been issued to any app of the project, not only to this MCP server",
+			"project", c.projectID, "setting", c.projectAudienceVia)
 	}
 	life, stop := context.WithCancel(context.Background())
 	p := &Provider{
@@ -262,6 +287,9 @@ type normalized struct {
 	metadataURL     string
 	resource        auth.ProtectedResource
 	scopesSupported []string
+	// projectAudienceVia names the setting that makes the project ID an
+	// accepted audience, or is empty.
+	projectAudienceVia string
 }
 
 func configError(field, problem string) error {
@@ -290,7 +318,14 @@ func normalize(cfg Config) (*normalized, error) {
 
 	c.Audience = cleanList(c.Audience)
 	if len(c.Audience) == 0 {
-		c.Audience = []string{c.resource.URL, c.projectID}
+		c.Audience = []string{c.resource.URL}
+	}
+	switch {
+	case slices.Contains(c.Audience, c.projectID):
+		c.projectAudienceVia = "Audience"
+	case c.AcceptProjectAudience:
+		c.Audience = append(c.Audience, c.projectID)
+		c.projectAudienceVia = "AcceptProjectAudience"
 	}
 
 	switch {

@@ -131,7 +131,8 @@ func TestVerifyTokenOverHTTP(t *testing.T) {
 		reason    string // expected TokenError reason from VerifyToken
 	}{
 		{name: "valid token", header: "Bearer " + ds.Mint(valid(nil)), status: 200, body: "U2alice editor,viewer"},
-		{name: "audience is the project ID", header: "Bearer " + ds.Mint(valid(map[string]any{"aud": ds.ProjectID()})), status: 200, body: "U2alice editor,viewer"},
+		{name: "audience is the project ID", header: "Bearer " + ds.Mint(valid(map[string]any{"aud": ds.ProjectID()})), status: 401, challenge: challengeInvalid, body: bodyInvalid, reason: "audience"},
+		{name: "audience is the project ID and another app", header: "Bearer " + ds.Mint(valid(map[string]any{"aud": []string{ds.ProjectID(), "https://other.example/mcp"}})), status: 401, challenge: challengeInvalid, body: bodyInvalid, reason: "audience"},
 		{name: "audience as array with others", header: "Bearer " + ds.Mint(valid(map[string]any{"aud": []string{"https://other.example/mcp", resourceURL}})), status: 200, body: "U2alice editor,viewer"},
 		{name: "project-level issuer", header: "Bearer " + ds.Mint(valid(map[string]any{"iss": ds.ProjectIssuer()})), status: 200, body: "U2alice editor,viewer"},
 		{name: "expired within leeway", header: "Bearer " + ds.Mint(valid(map[string]any{"exp": now.Add(-2 * time.Second).Unix()})), status: 200, body: "U2alice editor,viewer"},
