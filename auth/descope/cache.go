@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -27,7 +28,11 @@ const cacheShards = 64
 type tokenCache struct {
 	maxAge   time.Duration
 	perShard int
-	shards   [cacheShards]cacheShard
+	// kids is the key set last passed to keepOnly (nil before the first).
+	// put refuses a token of a key outside it: the token's check may have
+	// begun with the key set before, and the sweep is over.
+	kids   atomic.Pointer[map[string]bool]
+	shards [cacheShards]cacheShard
 }
 
 type cacheShard struct {
@@ -86,6 +91,12 @@ func (c *tokenCache) put(key *[sha256.Size]byte, claims *auth.Claims, kid string
 	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Read under the shard lock: keepOnly publishes the new key set before
+	// it sweeps this shard, so either the sweep sees this entry or this
+	// sees the new set.
+	if kids := c.kids.Load(); kids != nil && !(*kids)[kid] {
+		return
+	}
 	if _, present := s.entries[*key]; !present && len(s.entries) >= c.perShard {
 		var soonest [sha256.Size]byte
 		var soonestAt time.Time
@@ -105,8 +116,10 @@ func (c *tokenCache) put(key *[sha256.Size]byte, claims *auth.Claims, kid string
 	s.entries[*key] = cacheEntry{claims: claims, expires: expires, kid: kid}
 }
 
-// keepOnly drops the entries signed by a key that is no longer published.
+// keepOnly drops the entries signed by a key that is no longer published,
+// and keeps put from adding any later. kids must not change afterwards.
 func (c *tokenCache) keepOnly(kids map[string]bool) {
+	c.kids.Store(&kids)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()

@@ -81,6 +81,37 @@ func TestTokenCacheDropsEntriesOfRemovedKeys(t *testing.T) {
 	assert.True(t, ok)
 }
 
+// TestTokenCacheRefusesEntriesOfKeysAlreadyGone: a token whose check began
+// with the old key set may finish after the new set has been installed and
+// the cache swept; it must not be cached then, or it would outlive the key
+// that signed it by up to TokenCacheMaxAge.
+func TestTokenCacheRefusesEntriesOfKeysAlreadyGone(t *testing.T) {
+	t0 := time.Now()
+	tests := []struct {
+		name    string
+		kids    map[string]bool // the key set installed before put; nil: none yet
+		kid     string
+		wantHit bool
+	}{
+		{"key still published", map[string]bool{"new": true, "old": true}, "old", true},
+		{"key gone before put", map[string]bool{"new": true}, "old", false},
+		{"key of the new set", map[string]bool{"new": true}, "new", true},
+		{"no key set installed yet", nil, "old", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTokenCache(100, time.Hour)
+			if tc.kids != nil {
+				c.keepOnly(tc.kids)
+			}
+			k := tokenKey(tc.name)
+			c.put(&k, &auth.Claims{ExpiresAt: t0.Add(time.Hour)}, tc.kid, t0)
+			_, ok := c.get(&k, t0)
+			assert.Equal(t, tc.wantHit, ok)
+		})
+	}
+}
+
 func TestTokenKeyIsTheSHA256(t *testing.T) {
 	// The cache never holds the token: only its digest.
 	k := tokenKey("abc")
