@@ -21,5 +21,9 @@
 // Config.Audience says otherwise; the project ID only with
 // Config.AcceptProjectAudience), unexpired, and not a refresh token.
 //
+// Signing keys refresh in the background every Config.KeyRefreshInterval;
+// Provider.ReloadKeys fetches them at once, so that a key removed in
+// Descope stops verifying tokens without waiting for that.
+//
 // Package descopetest provides a fake Descope for tests.
 package descope

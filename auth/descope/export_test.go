@@ -7,3 +7,7 @@ func TokenCacheLen(p *Provider) int {
 	}
 	return p.cache.len()
 }
+
+// OnReloadWaiting makes f run each time a ReloadKeys call has settled on
+// the fetch it waits for. Set it before the calls it is meant to see.
+func OnReloadWaiting(p *Provider, f func()) { p.keys.fetches.onWait = f }

@@ -48,10 +48,18 @@ type refresher struct {
 	run     func(ctx context.Context) error
 	timeout time.Duration
 	life    context.Context
+	onWait  func() // test hook: a fresh caller has settled on its run
 
 	mu       sync.Mutex
-	inflight chan struct{}
+	inflight *fetchRun
+	next     *fetchRun // queued behind inflight, for callers of fresh
 	started  time.Time // when the last run started
+}
+
+// fetchRun is one run of the refresh function.
+type fetchRun struct {
+	done chan struct{} // closed when the run has ended
+	err  error         // the run's result, set before done closes
 }
 
 func newRefresher(life context.Context, timeout time.Duration, run func(context.Context) error) *refresher {
@@ -64,25 +72,34 @@ func (r *refresher) start(minGap time.Duration) <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.inflight != nil {
-		return r.inflight
+		return r.inflight.done
 	}
-	now := time.Now()
-	if minGap > 0 && !r.started.IsZero() && now.Sub(r.started) < minGap {
+	if minGap > 0 && !r.started.IsZero() && time.Since(r.started) < minGap {
 		return nil
 	}
-	done := make(chan struct{})
-	r.inflight = done
-	r.started = now
+	run := &fetchRun{done: make(chan struct{})}
+	r.launchLocked(run)
+	return run.done
+}
+
+// launchLocked starts run; r.mu is held. When the run ends, the run queued
+// behind it, if any, starts at once.
+func (r *refresher) launchLocked(run *fetchRun) {
+	r.inflight = run
+	r.started = time.Now()
 	go func() {
 		ctx, cancel := context.WithTimeout(r.life, r.timeout)
-		_ = r.run(ctx) // the run reports its own failures
+		run.err = r.run(ctx) // the run also reports its own failures
 		cancel()
 		r.mu.Lock()
 		r.inflight = nil
+		if next := r.next; next != nil {
+			r.next = nil
+			r.launchLocked(next)
+		}
 		r.mu.Unlock()
-		close(done)
+		close(run.done)
 	}()
-	return done
 }
 
 // wait starts or joins a run (see start) and waits for it to end, or for ctx
@@ -97,5 +114,36 @@ func (r *refresher) wait(ctx context.Context, minGap time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// fresh waits for a run that starts after it was called and returns that
+// run's error, or ctx's error if ctx ends first. A run in flight may have
+// read the old state, so fresh does not settle for it: it queues one run
+// to start when that one ends, which every caller of fresh arriving
+// meanwhile shares. It ignores minGap.
+func (r *refresher) fresh(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	run := r.next
+	switch {
+	case r.inflight == nil:
+		run = &fetchRun{done: make(chan struct{})}
+		r.launchLocked(run)
+	case run == nil:
+		run = &fetchRun{done: make(chan struct{})}
+		r.next = run
+	}
+	r.mu.Unlock()
+	if r.onWait != nil {
+		r.onWait()
+	}
+	select {
+	case <-run.done:
+		return run.err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -115,7 +115,22 @@ type Config struct {
 	FetchTimeout time.Duration
 
 	// KeyRefreshInterval is how often signing keys are refreshed in the
-	// background (default 15 minutes).
+	// background (default 15 minutes), counted from the end of the
+	// previous background fetch.
+	//
+	// It bounds how long a key removed from the project's key set is still
+	// trusted: while Descope answers, at most KeyRefreshInterval plus twice
+	// FetchTimeout after the removal (the fetch that just missed it, the
+	// wait, the fetch that sees it), or sooner if a token with an unknown
+	// key ID makes the provider fetch the set meanwhile. The verified-token
+	// cache does not lengthen this: the refresh that installs a key set
+	// without the key also drops every cached token the key signed. While
+	// fetches fail, the keys loaded before stay in use (retried every 30
+	// seconds or KeyRefreshInterval, whichever is shorter), so a removed
+	// key is trusted until Descope answers again. To stop trusting a key
+	// at once, call Provider.ReloadKeys after removing it; a shorter
+	// interval shortens the bound for every removal at the cost of one
+	// fetch per interval.
 	KeyRefreshInterval time.Duration
 
 	// MinKeyRefreshGap is the least time between two key fetches caused by
@@ -138,8 +153,10 @@ type Config struct {
 	TokenCacheSize int
 
 	// TokenCacheMaxAge bounds how long a verified token is trusted without
-	// checking it again (default 5 minutes). Entries also go when the key
-	// that signed them leaves the project's key set.
+	// checking it again (default 5 minutes). Entries also go as soon as a
+	// key set without the key that signed them is installed (a background
+	// refresh, one caused by an unknown key ID, or Provider.ReloadKeys), so
+	// the cache never keeps a removed key's tokens alive.
 	TokenCacheMaxAge time.Duration
 
 	// Logger receives the provider's logs (default slog.Default()). Tokens
@@ -254,6 +271,37 @@ func New(cfg Config) (*Provider, error) {
 func (p *Provider) Close() error {
 	p.stop()
 	p.keys.waitStopped()
+	return nil
+}
+
+// ReloadKeys fetches the project's signing keys from Descope now and
+// installs them, so that a key removed from the project's key set stops
+// verifying tokens at once instead of at the next background refresh (see
+// Config.KeyRefreshInterval). Call it after removing or revoking a key in
+// Descope. Verified tokens cached from a key that is gone are dropped in the
+// same step, so once ReloadKeys returns nil, no request whose check starts
+// afterwards is accepted on the strength of a key missing from the set it
+// fetched.
+//
+// ReloadKeys returns only after a fetch that started after the call has
+// ended: a fetch already in flight may carry the key set from before the
+// change, so ReloadKeys waits for it to end and then for one more, shared
+// by every ReloadKeys call that arrived meanwhile. Each fetch is bounded by
+// Config.FetchTimeout, so a call waits at most twice that.
+//
+// It returns an error if the fetch fails (Descope unreachable, an error
+// status, a key set without a usable key), in which case the keys loaded
+// before stay in use and KeyStatus reports Failing; if ctx ends first
+// (ctx's error, wrapped; the fetch goes on and is installed if it
+// succeeds); or if the provider is closed. The error is for the operator:
+// it may name the key set's URL.
+func (p *Provider) ReloadKeys(ctx context.Context) error {
+	if p.keys.life.Err() != nil {
+		return errors.New("descope: signing keys not reloaded: the provider is closed")
+	}
+	if err := p.keys.fetches.fresh(ctx); err != nil {
+		return fmt.Errorf("descope: signing keys not reloaded: %w", err)
+	}
 	return nil
 }
 
