@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"sync"
 
@@ -50,6 +51,25 @@ type Policy struct {
 	tools     map[string]access
 	prompts   map[string]access
 	resources map[string]access
+	templates map[string]templateAccess // by raw URI template
+	// templateOrder lists raw templates in the order they were added; an
+	// index into it stands for a hidden template in a list cursor.
+	templateOrder []string
+
+	// attachMu guards attached. It is never held with p.mu, and never
+	// taken by a request: attach calls into mcp-go, whose filters call
+	// back into the Policy under mcp-go's own locks.
+	attachMu sync.Mutex
+	// attached maps each server the Policy serves to the mcp-go Hooks its
+	// hooks were added to (see attach).
+	attached map[*server.MCPServer]*server.Hooks
+}
+
+// templateAccess is what a resource template asks of a caller.
+type templateAccess struct {
+	access
+	uri  *mcp.URITemplate
+	name string
 }
 
 // access is the combined requirements of one tool, prompt or resource.
@@ -82,6 +102,15 @@ func (a access) passesRules(c *Claims) bool {
 	return true
 }
 
+// allows reports whether c may use an item that asks for a: every scope
+// (through the hierarchy) and every rule.
+func (p *Policy) allows(c *Claims, a access) bool {
+	return p.grantsAll(c, a.scopes) && a.passesRules(c)
+}
+
+// requires reports whether a asks anything of a caller.
+func (a access) requires() bool { return len(a.scopes) > 0 || len(a.rules) > 0 }
+
 // PolicyOption configures a Policy.
 type PolicyOption func(*Policy)
 
@@ -105,6 +134,8 @@ func NewPolicy(opts ...PolicyOption) *Policy {
 		tools:     map[string]access{},
 		prompts:   map[string]access{},
 		resources: map[string]access{},
+		templates: map[string]templateAccess{},
+		attached:  map[*server.MCPServer]*server.Hooks{},
 	}
 	for _, o := range opts {
 		o(p)
@@ -159,30 +190,22 @@ func (p *Policy) grantsAll(c *Claims, scopes []string) bool {
 	return true
 }
 
-// ServerOptions returns the mcp-go options that hide, in tools/list and
-// prompts/list, what a caller's rules do not allow. Pass them to
-// server.NewMCPServer.
+// ServerOptions returns the mcp-go options through which the Policy's
+// decisions reach every method that names or lists an item: tools/list,
+// prompts/list, resources/list and resources/templates/list hide what a
+// caller's rules deny; prompts/get, resources/read, resources/subscribe
+// (2025-11-25) and completion/complete refuse it as if it did not exist;
+// and results that differ by caller never go out with cacheScope "public".
+// Pass them to server.NewMCPServer.
+//
+// mcp-go's server.WithHooks replaces the server's hooks rather than adding
+// to them. The Policy adds its hooks to whatever Hooks the server holds
+// when the options are applied, and again, if an app's WithHooks replaced
+// them afterwards, when AddTool, AddPrompt, AddResource or
+// AddResourceTemplate is called: the app's hooks and the Policy's both
+// run, in either order of options. Register items before serving requests.
 func (p *Policy) ServerOptions() []server.ServerOption {
-	return []server.ServerOption{
-		server.WithToolFilter(func(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
-			c, _ := ClaimsFromContext(ctx)
-			op := operationFrom(ctx)
-			return slices.DeleteFunc(tools, func(t mcp.Tool) bool {
-				if op.method == string(mcp.MethodToolsCall) && op.name == t.Name {
-					// The call itself reaches the handler, which answers
-					// with a clear tool error instead of "not found".
-					return false
-				}
-				return !p.toolAccess(t.Name).passesRules(c)
-			})
-		}),
-		server.WithPromptFilter(func(ctx context.Context, prompts []mcp.Prompt) []mcp.Prompt {
-			c, _ := ClaimsFromContext(ctx)
-			return slices.DeleteFunc(prompts, func(pr mcp.Prompt) bool {
-				return !p.promptAccess(pr.Name).passesRules(c)
-			})
-		}),
-	}
+	return []server.ServerOption{p.attach}
 }
 
 func (p *Policy) toolAccess(name string) access {
@@ -197,10 +220,40 @@ func (p *Policy) promptAccess(name string) access {
 	return p.prompts[name]
 }
 
-func (p *Policy) resourceAccess(uri string) access {
+// uriAccess is what reading, subscribing to or completing uri asks: the
+// resource's own requirements when uri is a Policy resource or the raw text
+// of a Policy template; otherwise those of every Policy template that
+// matches uri, all of them, whichever handler mcp-go picks.
+//
+// Cost: two map lookups, and for a URI that is neither, one match per
+// Policy template (uritemplate caches each compiled expression).
+func (p *Policy) uriAccess(uri string) access {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.resources[uri]
+	if a, ok := p.resources[uri]; ok {
+		return a
+	}
+	if t, ok := p.templates[uri]; ok {
+		return t.access
+	}
+	var all access
+	for _, raw := range p.templateOrder { // in order, so that challenges name scopes alike
+		t := p.templates[raw]
+		if t.uri != nil && t.uri.Template != nil && t.uri.Regexp().MatchString(uri) {
+			all.scopes = append(all.scopes, t.scopes...)
+			all.rules = append(all.rules, t.rules...)
+		}
+	}
+	all.scopes = cleanScopes(all.scopes)
+	return all
+}
+
+// templateVisible reports whether resources/templates/list shows the
+// template with raw text raw to c.
+func (p *Policy) templateVisible(c *Claims, raw string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.templates[raw].passesRules(c)
 }
 
 // AddTool registers tool on s with what a caller needs to use it. The
@@ -211,6 +264,7 @@ func (p *Policy) resourceAccess(uri string) access {
 // reaches this check even when the list filter hides the tool; served
 // without them, mcp-go answers a hidden tool's call with "tool not found".
 func (p *Policy) AddTool(s *server.MCPServer, tool mcp.Tool, handler server.ToolHandlerFunc, reqs ...Requirement) {
+	p.attach(s)
 	a := combine(reqs)
 	p.mu.Lock()
 	p.tools[tool.Name] = a
@@ -231,8 +285,11 @@ func (p *Policy) AddTool(s *server.MCPServer, tool mcp.Tool, handler server.Tool
 // transport (for instance, in a batch, or served without the middleware).
 const scopeMessage = "Access denied: the access token lacks a scope this tool requires."
 
-// AddPrompt registers prompt on s with what a caller needs to use it.
+// AddPrompt registers prompt on s with what a caller needs to use it. A
+// caller that fails its rules does not see it in prompts/list, and gets
+// mcp-go's "prompt not found" from prompts/get and completion/complete.
 func (p *Policy) AddPrompt(s *server.MCPServer, prompt mcp.Prompt, handler server.PromptHandlerFunc, reqs ...Requirement) {
+	p.attach(s)
 	a := combine(reqs)
 	p.mu.Lock()
 	p.prompts[prompt.Name] = a
@@ -247,22 +304,52 @@ func (p *Policy) AddPrompt(s *server.MCPServer, prompt mcp.Prompt, handler serve
 }
 
 // AddResource registers resource on s with what a caller needs to read it.
-// Subscriptions to it (subscriptions/listen) are held to the same.
+// Every method that names the resource is held to the same: a caller that
+// fails its rules does not see it in resources/list, cannot subscribe to
+// it (resources/subscribe, subscriptions/listen) or complete its
+// arguments, and a read gets an error; a missing scope is a 403 step-up
+// challenge at the transport.
 func (p *Policy) AddResource(s *server.MCPServer, resource mcp.Resource, handler server.ResourceHandlerFunc, reqs ...Requirement) {
-	a := combine(reqs)
+	p.attach(s)
 	p.mu.Lock()
-	p.resources[resource.URI] = a
+	p.resources[resource.URI] = combine(reqs)
 	p.mu.Unlock()
-	s.AddResource(resource, func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	s.AddResource(resource, p.guardRead(handler))
+}
+
+// AddResourceTemplate registers template on s with what a caller needs to
+// read the resources it names. A URI that matches the template is held to
+// its requirements as a resource added with AddResource is, for reads,
+// subscriptions and completions; resources/templates/list hides the
+// template from a caller that fails its rules.
+func (p *Policy) AddResourceTemplate(s *server.MCPServer, template mcp.ResourceTemplate, handler server.ResourceTemplateHandlerFunc, reqs ...Requirement) {
+	p.attach(s)
+	raw := ""
+	if template.URITemplate != nil && template.URITemplate.Template != nil {
+		raw = template.URITemplate.Raw()
+	}
+	p.mu.Lock()
+	if _, seen := p.templates[raw]; !seen {
+		p.templateOrder = append(p.templateOrder, raw)
+	}
+	p.templates[raw] = templateAccess{access: combine(reqs), uri: template.URITemplate, name: template.Name}
+	p.mu.Unlock()
+	s.AddResourceTemplate(template, server.ResourceTemplateHandlerFunc(p.guardRead(server.ResourceHandlerFunc(handler))))
+}
+
+// guardRead runs handler only for callers the read's URI allows.
+func (p *Policy) guardRead(handler server.ResourceHandlerFunc) server.ResourceHandlerFunc {
+	return func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 		c, _ := ClaimsFromContext(ctx)
-		if !p.grantsAll(c, a.scopes) || !a.passesRules(c) {
+		if !p.allows(c, p.uriAccess(req.Params.URI)) {
 			return nil, errDenied
 		}
 		return handler(ctx, req)
-	})
+	}
 }
 
 // neededScopes returns the scopes an operation needs beyond the endpoint's.
+// The middleware calls it for every JSON-RPC message of a POST.
 func (p *Policy) neededScopes(m *message) []string {
 	switch m.Method {
 	case string(mcp.MethodToolsCall):
@@ -270,22 +357,46 @@ func (p *Policy) neededScopes(m *message) []string {
 	case string(mcp.MethodPromptsGet):
 		return p.promptAccess(m.paramsName()).scopes
 	case string(mcp.MethodResourcesRead):
-		return p.resourceAccess(m.paramsURI()).scopes
+		return p.uriAccess(m.paramsURI()).scopes
+	case string(mcp.MethodResourcesSubscribe):
+		if mcp.IsModernProtocol(m.metaVersion()) {
+			return nil // removed in 2026-07-28: mcp-go answers "method not found"
+		}
+		return p.uriAccess(m.paramsURI()).scopes
 	case string(mcp.MethodSubscriptionsListen):
 		var all []string
 		for _, uri := range m.resourceURIs() {
-			all = append(all, p.resourceAccess(uri).scopes...)
+			all = append(all, p.uriAccess(uri).scopes...)
 		}
 		return cleanScopes(all)
+	case string(mcp.MethodCompletionComplete):
+		return p.completionAccess(m.Params).scopes
 	}
 	return nil
 }
 
+// completionAccess is what a completion/complete request with params asks:
+// that of the prompt, resource or template its ref names. params are
+// decoded as mcp-go decodes them, so both read the same ref.
+func (p *Policy) completionAccess(params []byte) access {
+	var cp mcp.CompleteParams
+	if json.Unmarshal(params, &cp) != nil {
+		return access{} // mcp-go refuses it as unparsable
+	}
+	switch ref := cp.Ref.(type) {
+	case mcp.PromptReference:
+		return p.promptAccess(ref.Name)
+	case mcp.ResourceReference:
+		return p.uriAccess(ref.URI)
+	}
+	return access{}
+}
+
 // listenAllowed reports whether c passes the rules of every resource a
-// subscriptions/listen request names.
+// subscriptions/listen request names, templates included.
 func (p *Policy) listenAllowed(c *Claims, m *message) bool {
 	for _, uri := range m.resourceURIs() {
-		if !p.resourceAccess(uri).passesRules(c) {
+		if !p.uriAccess(uri).passesRules(c) {
 			return false
 		}
 	}
