@@ -1,12 +1,16 @@
 package auth_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcp-go-contrib/descope/auth"
@@ -69,4 +73,52 @@ func ExampleMiddleware() {
 	// Output:
 	// /mcp 401
 	// /.well-known/oauth-protected-resource/mcp 200
+}
+
+// A Policy holds resource templates to their requirements everywhere: a
+// caller that fails a template's rule does not see it listed, and cannot
+// read, subscribe to or complete a URI under it.
+func ExamplePolicy_AddResourceTemplate() {
+	pol := auth.NewPolicy()
+	s := server.NewMCPServer("notes", "1.0.0", pol.ServerOptions()...)
+	read := func(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, Text: "..."}}, nil
+	}
+	staff := auth.RequireRule(func(c *auth.Claims) bool { return strings.HasSuffix(c.Subject, "@staff") })
+	pol.AddResourceTemplate(s, mcp.NewResourceTemplate("notes://public/{id}", "public notes"), read)
+	pol.AddResourceTemplate(s, mcp.NewResourceTemplate("notes://staff/{id}", "staff notes"), read, staff)
+
+	// Behind auth.Middleware the claims come from the access token.
+	for _, who := range []string{"ann@staff", "bob"} {
+		ctx := auth.WithClaims(context.Background(), &auth.Claims{Subject: who})
+		var list struct {
+			Result struct {
+				ResourceTemplates []struct{ Name string }
+			}
+		}
+		var got struct {
+			Error *struct{ Message string }
+		}
+		decode(s.HandleMessage(ctx, []byte(`{"jsonrpc":"2.0","id":1,"method":"resources/templates/list"}`)), &list)
+		decode(s.HandleMessage(ctx, []byte(`{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"notes://staff/7"}}`)), &got)
+		outcome := "read"
+		if got.Error != nil {
+			outcome = got.Error.Message
+		}
+		fmt.Println(who, list.Result.ResourceTemplates, outcome)
+	}
+	// Output:
+	// ann@staff [{public notes} {staff notes}] read
+	// bob [{public notes}] access denied
+}
+
+// decode turns an mcp-go response into v.
+func decode(msg mcp.JSONRPCMessage, v any) {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		log.Fatal(err)
+	}
 }
