@@ -749,3 +749,24 @@ func TestEscapedMethodNamesAreRefusedAlike(t *testing.T) {
 		})
 	}
 }
+
+// prompts/get of a hidden prompt is mcp-go's own answer for an unknown one:
+// its prompt filter runs at get time too.
+func TestPromptsGetOfAHiddenPromptLooksUnknown(t *testing.T) {
+	f := newItemsServer(t, itemsConfig{})
+	for _, era := range itemEras {
+		t.Run(era.name, func(t *testing.T) {
+			bob := itemCallerFor(t, f.url, f.bob, era.modern)
+			for _, name := range []string{"admin_prompt", "no_such_prompt"} {
+				resp, reply := bob.rpc(t, "prompts/get", map[string]any{"name": name})
+				assert.Equal(t, map[bool]int{false: http.StatusOK, true: http.StatusBadRequest}[era.modern], resp.StatusCode)
+				require.NotNil(t, reply.Error, reply.raw)
+				assert.Equal(t, mcp.INVALID_PARAMS, reply.Error.Code)
+				assert.Equal(t, "prompt '"+name+"' not found: prompt not found", reply.Error.Message)
+			}
+			_, reply := itemCallerFor(t, f.url, f.alice, era.modern).rpc(t, "prompts/get", map[string]any{"name": "admin_prompt"})
+			require.Nil(t, reply.Error, reply.raw)
+			assert.Contains(t, reply.raw, "secret prompt")
+		})
+	}
+}
