@@ -96,8 +96,9 @@ func WithBodyReadTimeout(d time.Duration) Option {
 }
 
 // WithPolicy enforces pol at the transport: a tools/call (or prompts/get,
-// resources/read, subscriptions/listen) whose declared scopes the token
-// lacks is refused with 403 insufficient_scope before it runs, and the
+// resources/read, resources/subscribe, completion/complete,
+// subscriptions/listen) whose declared scopes the token lacks is refused
+// with 403 insufficient_scope before it runs, and the
 // endpoint's required scopes honour pol's scope hierarchy.
 func WithPolicy(pol *Policy) Option {
 	return func(s *settings) { s.policy = pol }
