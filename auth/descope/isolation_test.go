@@ -49,9 +49,19 @@ func newIsolationFixture(t *testing.T, opts ...auth.Option) *isolationFixture {
 	t.Cleanup(ds.Close)
 	p := quietProvider(t, descope.Config{WellKnownURL: ds.WellKnownURL()})
 	f := &isolationFixture{ds: ds, progressed: make(chan struct{}, 16), release: make(chan struct{})}
-	s := server.NewMCPServer("iso", "1.0.0",
+	// What belongs to alice alone: a resource and a template of resources.
+	pol := auth.NewPolicy()
+	s := server.NewMCPServer("iso", "1.0.0", append(pol.ServerOptions(),
 		server.WithTaskCapabilities(true, true, true),
-		server.WithResourceCapabilities(true, true))
+		server.WithResourceCapabilities(true, true),
+		server.WithCompletions(),
+		server.WithResourceCompletionProvider(secretCompleter{}))...)
+	alicesOnly := auth.RequireRule(func(c *auth.Claims) bool { return c.Subject == "U2alice" })
+	read := func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, Text: "secret diary of U2alice"}}, nil
+	}
+	pol.AddResource(s, mcp.NewResource("notes://alice/diary", "alice's diary"), read, alicesOnly)
+	pol.AddResourceTemplate(s, mcp.NewResourceTemplate("notes://alice/drafts/{id}", "alice's drafts"), read, alicesOnly)
 	s.AddTool(mcp.NewTool("echo", mcp.WithTaskSupport(mcp.TaskSupportOptional)),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			c, _ := auth.ClaimsFromContext(ctx)
@@ -69,13 +79,20 @@ func newIsolationFixture(t *testing.T, opts ...auth.Option) *isolationFixture {
 	})
 	f.mcp = s
 	h := server.NewStreamableHTTPServer(s, auth.SessionBinding(nil), server.WithEventStore(server.NewInMemoryEventStore()))
-	srv := httptest.NewServer(auth.Handler(p, h, opts...))
+	srv := httptest.NewServer(auth.Handler(p, h, append([]auth.Option{auth.WithPolicy(pol)}, opts...)...))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { closeOnce(f.release) })
 	f.url = srv.URL + "/mcp"
 	f.alice = ds.Mint(map[string]any{"aud": resourceURL, "sub": "U2alice"})
 	f.bob = ds.Mint(map[string]any{"aud": resourceURL, "sub": "U2bob"})
 	return f
+}
+
+// secretCompleter completes any resource argument with alice's secret.
+type secretCompleter struct{}
+
+func (secretCompleter) CompleteResourceArgument(context.Context, string, mcp.CompleteArgument, mcp.CompleteContext) (*mcp.Completion, error) {
+	return &mcp.Completion{Values: []string{"secret draft of U2alice"}}, nil
 }
 
 func closeOnce(c chan struct{}) {
@@ -460,6 +477,9 @@ func TestCrossUserTable(t *testing.T) {
 		return h
 	}
 	modern := map[string]string{"MCP-Protocol-Version": "2026-07-28"}
+	modernCalling := func(method string) map[string]string {
+		return map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": method}
+	}
 	rows := []struct {
 		channel, method string
 		header          map[string]string
@@ -484,6 +504,13 @@ func TestCrossUserTable(t *testing.T) {
 		{"cancel with a null id, modern", "POST", modern, `{"jsonrpc":"2.0","id":null,"method":"notifications/cancelled","params":{"requestId":7,` + modernMeta + `}}`, 400, ""},
 		{"cancel alice's request ID outside a session", "POST", legacyHeaders(""), `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}`, 400, ""},
 		{"cancel alice's request ID in his own session", "POST", with(bob, nil), `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}`, 202, ""},
+		{"resources/list", "POST", with(bob, nil), `{"jsonrpc":"2.0","id":3,"method":"resources/list"}`, 200, ""},
+		{"resources/templates/list", "POST", with(bob, nil), `{"jsonrpc":"2.0","id":3,"method":"resources/templates/list"}`, 200, ""},
+		{"resources/read of alice's resource", "POST", with(bob, nil), `{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"notes://alice/diary"}}`, 200, ""},
+		{"resources/read under alice's template, modern", "POST", with("", map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "resources/read", "Mcp-Name": "notes://alice/drafts/1"}), `{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"notes://alice/drafts/1",` + modernMeta + `}}`, 200, ""},
+		{"completion/complete of alice's template", "POST", with(bob, nil), `{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"notes://alice/drafts/{id}"},"argument":{"name":"id","value":""}}}`, 200, ""},
+		{"resources/subscribe to alice's resource", "POST", with(bob, nil), `{"jsonrpc":"2.0","id":3,"method":"resources/subscribe","params":{"uri":"notes://alice/diary"}}`, 200, ""},
+		{"subscriptions/listen to alice's resource", "POST", modernCalling("subscriptions/listen"), `{"jsonrpc":"2.0","id":3,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["notes://alice/diary"]},` + modernMeta + `}}`, 403, ""},
 	}
 	for _, row := range rows {
 		t.Run(row.channel, func(t *testing.T) {
@@ -494,6 +521,11 @@ func TestCrossUserTable(t *testing.T) {
 			}
 			assert.NotContains(t, body, "secret")
 			assert.NotContains(t, body, "U2alice")
+			assert.NotContains(t, body, "notes://alice/diary\",\"name", "listed")
+			assert.NotContains(t, body, "alice's")
+			if row.status == 200 && strings.HasPrefix(row.body, `{"jsonrpc":"2.0","id":3`) && !strings.Contains(row.body, "/list") {
+				assert.Contains(t, body, `"error"`, "refused")
+			}
 		})
 	}
 
@@ -514,4 +546,16 @@ func TestCrossUserTable(t *testing.T) {
 	resume := openStream(t, f.url, f.alice, with(alice, map[string]string{"Last-Event-ID": "1"}), http.MethodGet, "")
 	require.Equal(t, http.StatusOK, resume.resp.StatusCode)
 	assert.True(t, resume.next(t, "secret result of U2alice"))
+	for _, req := range []string{
+		`{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"notes://alice/diary"}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"notes://alice/drafts/1"}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"resources/list"}`,
+		`{"jsonrpc":"2.0","id":3,"method":"resources/templates/list"}`,
+		`{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"notes://alice/drafts/{id}"},"argument":{"name":"id","value":""}}}`,
+	} {
+		resp, out := legacyPost(t, f.url, f.alice, alice, req)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.NotContains(t, out, `"error"`, req)
+		assert.Contains(t, out, "alice", req)
+	}
 }
