@@ -218,13 +218,20 @@ func TestGETStreamsAreTheSessionOwners(t *testing.T) {
 	assert.Equal(t, body, body2)
 
 	// Alice's own stream receives what is sent to her session.
-	st := openStream(t, f.url, f.alice, legacyHeaders(session), http.MethodGet, "")
+	f.assertStreamReceives(t, f.alice, session, "for alice only")
+}
+
+// assertStreamReceives opens the GET stream of session with token and
+// checks that a notification sent to the session arrives on it.
+func (f *isolationFixture) assertStreamReceives(t *testing.T, token, session, text string) {
+	t.Helper()
+	st := openStream(t, f.url, token, legacyHeaders(session), http.MethodGet, "")
 	require.Equal(t, http.StatusOK, st.resp.StatusCode)
 	require.Eventually(t, func() bool {
 		return f.mcp.SendNotificationToSpecificClient(session, "notifications/message",
-			map[string]any{"level": "info", "data": "for alice only"}) == nil
+			map[string]any{"level": "info", "data": text}) == nil
 	}, 2*time.Second, 20*time.Millisecond)
-	assert.True(t, st.next(t, "for alice only"))
+	assert.True(t, st.next(t, text))
 }
 
 func TestProgressOfACallStaysWithItsCaller(t *testing.T) {
@@ -536,13 +543,7 @@ func TestCrossUserTable(t *testing.T) {
 	assert.True(t, call.next(t, "secret result of U2alice"), "alice's call was not cancelled")
 	resp, out := legacyPost(t, f.url, f.alice, alice, legacyList)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, out)
-	st := openStream(t, f.url, f.alice, legacyHeaders(alice), http.MethodGet, "")
-	require.Equal(t, http.StatusOK, st.resp.StatusCode)
-	require.Eventually(t, func() bool {
-		return f.mcp.SendNotificationToSpecificClient(alice, "notifications/message",
-			map[string]any{"level": "info", "data": "still alice's"}) == nil
-	}, 2*time.Second, 20*time.Millisecond)
-	assert.True(t, st.next(t, "still alice's"))
+	f.assertStreamReceives(t, f.alice, alice, "still alice's")
 	resume := openStream(t, f.url, f.alice, with(alice, map[string]string{"Last-Event-ID": "1"}), http.MethodGet, "")
 	require.Equal(t, http.StatusOK, resume.resp.StatusCode)
 	assert.True(t, resume.next(t, "secret result of U2alice"))
