@@ -24,9 +24,9 @@ var errDenied = errors.New("access denied")
 // are kept raw and decoded only for what a decision needs: most requests
 // need none of them.
 type message struct {
-	ID     rpcID           `json:"id"`
-	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
+	ID     rpcID     `json:"id"`
+	Method string    `json:"method"`
+	Params rawParams `json:"params"`
 
 	name    string // params.name, once decoded
 	decoded bool
@@ -42,6 +42,21 @@ func (id *rpcID) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// rawParams keeps params as they appear in the body, without a copy, and
+// notices a repeated params member: encoding/json, and so mcp-go, merges
+// repeated objects into one struct, where a raw copy keeps only the last,
+// so the two would read different requests from one body.
+type rawParams struct {
+	raw      []byte
+	repeated bool
+}
+
+func (p *rawParams) UnmarshalJSON(b []byte) error {
+	p.repeated = p.repeated || p.raw != nil
+	p.raw = b
+	return nil
+}
+
 // isNotification classifies a message exactly as mcp-go does: a method and
 // no id, where "id": null counts as no id.
 func (m *message) isNotification() bool {
@@ -54,29 +69,47 @@ func (m *message) usesTasks() bool {
 	if strings.HasPrefix(m.Method, "tasks/") {
 		return true
 	}
-	if m.Method != string(mcp.MethodToolsCall) || !mayNameTask(m.Params) {
+	if m.Method != string(mcp.MethodToolsCall) || !mayNameTask(m.Params.raw) {
 		return false
 	}
 	var p struct {
 		Task json.RawMessage `json:"task"`
 	}
-	_ = json.Unmarshal(m.Params, &p)
+	_ = json.Unmarshal(m.Params.raw, &p)
 	return len(p.Task) > 0 && string(p.Task) != "null"
 }
 
 // mayNameTask is a cheap first look: params can hold a "task" member only
-// if the word appears in them, in any case (encoding/json matches member
-// names case-insensitively), or if they contain an escape.
+// if the word appears in them in any ASCII case, or if they contain an
+// escape or a non-ASCII byte (encoding/json matches member names under
+// Unicode case folding, where "ſ" is an "s" and the Kelvin sign a "k").
 func mayNameTask(params []byte) bool {
-	if bytes.IndexByte(params, '\\') >= 0 {
+	if bytes.IndexByte(params, '\\') >= 0 || !isASCII(params) {
 		return true
 	}
-	for i := 0; i+4 <= len(params); i++ {
-		if params[i]|0x20 == 't' && params[i+1]|0x20 == 'a' && params[i+2]|0x20 == 's' && params[i+3]|0x20 == 'k' {
-			return true
+	// IndexByte is vectorized: look for the k, then at the three before.
+	for _, k := range []byte{'k', 'K'} {
+		for rest, at := params, 0; ; {
+			i := bytes.IndexByte(rest, k)
+			if i < 0 {
+				break
+			}
+			if j := at + i; j >= 3 && params[j-3]|0x20 == 't' && params[j-2]|0x20 == 'a' && params[j-1]|0x20 == 's' {
+				return true
+			}
+			rest, at = rest[i+1:], at+i+1
 		}
 	}
 	return false
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // paramsName returns params.name (tools/call, prompts/get).
@@ -85,7 +118,7 @@ func (m *message) paramsName() string {
 		var p struct {
 			Name string `json:"name"`
 		}
-		_ = json.Unmarshal(m.Params, &p) // unusable params name nothing
+		_ = json.Unmarshal(m.Params.raw, &p) // unusable params name nothing
 		m.name, m.decoded = p.Name, true
 	}
 	return m.name
@@ -96,7 +129,7 @@ func (m *message) paramsURI() string {
 	var p struct {
 		URI string `json:"uri"`
 	}
-	_ = json.Unmarshal(m.Params, &p)
+	_ = json.Unmarshal(m.Params.raw, &p)
 	return p.URI
 }
 
@@ -107,7 +140,7 @@ func (m *message) resourceURIs() []string {
 			ResourceSubscriptions []string `json:"resourceSubscriptions"`
 		} `json:"notifications"`
 	}
-	_ = json.Unmarshal(m.Params, &p)
+	_ = json.Unmarshal(m.Params.raw, &p)
 	return p.Notifications.ResourceSubscriptions
 }
 
@@ -118,14 +151,14 @@ func (m *message) metaVersion() string {
 			ProtocolVersion string `json:"io.modelcontextprotocol/protocolVersion"`
 		} `json:"_meta"`
 	}
-	_ = json.Unmarshal(m.Params, &p)
+	_ = json.Unmarshal(m.Params.raw, &p)
 	return p.Meta.ProtocolVersion
 }
 
 // readMessages reads the body of r (at most maxBytes, within wait), puts an
 // identical body back for the next handler, and decodes the JSON-RPC message
-// or batch in it. A body that is not JSON-RPC yields no messages: the MCP
-// server answers it.
+// in it. A batch, or a message naming params twice, is refused; a body that
+// is not JSON-RPC yields no messages: the MCP server answers it.
 func readMessages(w http.ResponseWriter, r *http.Request, maxBytes int64, wait time.Duration) ([]message, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
@@ -145,15 +178,16 @@ func readMessages(w http.ResponseWriter, r *http.Request, maxBytes int64, wait t
 	r.Body = &replayBody{Reader: bytes.NewReader(body)}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var batch []message
-		if json.Unmarshal(body, &batch) != nil {
-			return nil, nil
-		}
-		return batch, nil
+		// MCP has had no batches since 2025-06-18 and mcp-go serves none;
+		// decoding one would cost memory many times its size.
+		return nil, errBatch
 	}
 	var m message
 	if json.Unmarshal(body, &m) != nil {
 		return nil, nil
+	}
+	if m.Params.repeated {
+		return nil, errRepeatedParams
 	}
 	return []message{m}, nil
 }
@@ -217,6 +251,8 @@ func unreadBody(r *http.Request) bool {
 }
 
 var (
+	errBatch          = errors.New("JSON-RPC batch")
+	errRepeatedParams = errors.New("repeated params member")
 	errBodyTooLarge   = errors.New("request body too large")
 	errBodyUnreadable = errors.New("request body could not be read")
 )

@@ -45,6 +45,8 @@ const (
 	headerContentType = "Content-Type"
 	headerOrigin      = "Origin"
 	headerLastEventID = "Last-Event-Id" // canonical, so lookups do not allocate
+	bodyBatch         = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Batches are not accepted: send one JSON-RPC message per request."}}`
+	bodyRepeated      = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"A message may name params only once."}}`
 	bodyOrigin        = `{"error":"invalid_request","error_description":"Requests from this Origin are not allowed."}`
 	bodyUnbound       = `{"error":"server_error","error_description":"The server is misconfigured and cannot open a session."}`
 	// Exactly what mcp-go answers for a session it does not know.
@@ -266,11 +268,10 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		return
 	}
 	ctx := WithClaims(r.Context(), claims)
-	now := time.Now()
 	if id := r.Header.Get(server.HeaderKeySessionID); id != "" {
 		// mcp-go checks the session of a POST, but not of a GET stream
 		// or a resumption: every verb is checked here.
-		if !sessionUsable(id, claims, g.lifetime, now) {
+		if !sessionUsable(id, claims, g.lifetime, time.Now()) {
 			g.refuse(w, r, errUnknownSession)
 			return
 		}
@@ -284,10 +285,6 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	// A stream (GET, subscriptions/listen, a POST answered with SSE) ends
 	// when its token does, and the client comes back with a fresh one; a
 	// token accepted within the provider's leeway gets streamGrace.
-	var ends time.Time
-	if !claims.ExpiresAt.IsZero() {
-		ends = latest(claims.ExpiresAt, now).Add(streamGrace)
-	}
 	var initialize, mayStream bool
 	if r.Method == http.MethodPost {
 		var err error
@@ -296,13 +293,22 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			return
 		}
 	}
-	if !ends.IsZero() && (r.Method != http.MethodPost || mayStream) {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, ends)
-		defer cancel()
+	if !claims.ExpiresAt.IsZero() && (r.Method != http.MethodPost || mayStream) {
+		// A stream (GET, subscriptions/listen, a POST answered with SSE)
+		// ends when its token does, and the client comes back with a
+		// fresh one; a token accepted within the provider's leeway gets
+		// streamGrace.
+		ends := latest(claims.ExpiresAt, time.Now()).Add(streamGrace)
+		if r.ProtoMajor == 1 && setReadDeadline(w, ends) {
+			defer endOnConnection(w, ends)
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, ends)
+			defer cancel()
+		}
 	}
 	if initialize {
-		w = &sessionCheck{ResponseWriter: w, g: g, r: r, claims: claims, now: now}
+		w = &sessionCheck{ResponseWriter: w, g: g, r: r, claims: claims, now: time.Now()}
 	}
 	next.ServeHTTP(w, r.WithContext(ctx))
 }
@@ -313,6 +319,25 @@ const unreadBodyWait = time.Second
 
 // streamGrace is how long past its token's expiry a request may run.
 const streamGrace = 5 * time.Second
+
+// On HTTP/1, a request ends at its deadline through the connection: once
+// the body is read, net/http watches the connection with a background read
+// and cancels the request's context when that read fails, here at the read
+// deadline. That costs no allocation, where a context deadline costs four
+// on every call (BenchmarkMiddleware). net/http then cancels the whole
+// connection's context, which later requests on the connection would
+// inherit, so endOnConnection, run when the request is done, lifts the
+// deadline and closes the connection if the deadline may have fired.
+func endOnConnection(w http.ResponseWriter, ends time.Time) {
+	setReadDeadline(w, time.Time{})
+	if time.Now().After(ends.Add(-deadlineMargin)) {
+		panic(http.ErrAbortHandler) // net/http closes the connection, quietly
+	}
+}
+
+// deadlineMargin is how close to its deadline a request must end for its
+// connection to be closed rather than kept alive.
+const deadlineMargin = 50 * time.Millisecond
 
 func latest(a, b time.Time) time.Time {
 	if a.After(b) {
@@ -548,6 +573,10 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 			id = string(task.id)
 		}
 		status, body = http.StatusOK, bodyTasksBefore+id+bodyTasksAfter
+	case errors.Is(err, errBatch):
+		status, body = http.StatusBadRequest, bodyBatch
+	case errors.Is(err, errRepeatedParams):
+		status, body = http.StatusBadRequest, bodyRepeated
 	case errors.Is(err, errBodyTooLarge):
 		status, body = http.StatusRequestEntityTooLarge, bodyTooLarge
 	case errors.Is(err, errBodyUnreadable):

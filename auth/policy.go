@@ -370,7 +370,7 @@ func (p *Policy) neededScopes(m *message) []string {
 		}
 		return cleanScopes(all)
 	case string(mcp.MethodCompletionComplete):
-		return p.completionAccess(m.Params).scopes
+		return p.completionAccess(m.Params.raw).scopes
 	}
 	return nil
 }
