@@ -4,8 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -73,4 +75,38 @@ func TestServerTimeouts(t *testing.T) {
 	assert.Equal(t, DefaultIdleTimeout, s.IdleTimeout)
 	assert.Zero(t, s.ReadTimeout)
 	assert.Zero(t, s.WriteTimeout)
+}
+
+func TestMayNameTask(t *testing.T) {
+	for params, want := range map[string]bool{
+		`{"task":{}}`: true, `{"TASK":{}}`: true, `{"tAsK":1}`: true, `{"a":"kkk","task":1}`: true,
+		`{"\u0074ask":1}`: true, `task`: true, `{"name":"echo"}`: false, `{"tas":"k"}`: false,
+		`kask`: false, `ask`: false, ``: false, `{"k":"Kas"}`: false, `tsak`: false,
+		`{"taſk":1}`: true, `{"tasK":1}`: true, `{"name":"é"}`: true, // folding: decoded to be sure
+	} {
+		assert.Equal(t, want, mayNameTask([]byte(params)), params)
+	}
+}
+
+// TestEndedSessionsMemory: the memory of ended sessions stays bounded, and
+// however many sessions others end, alice's ended session stays ended.
+func TestEndedSessionsMemory(t *testing.T) {
+	b := binderFor([]byte("ended sessions memory test secret"))
+	now := time.Now()
+	alice := b.generate("alice", now)
+	b.end(alice, "alice", now, now)
+	for o := range maxEndedSessions/maxEndedPerOwner + 8 {
+		owner := "owner" + strconv.Itoa(o)
+		for i := range maxEndedPerOwner + 3 {
+			b.end(owner+"/"+strconv.Itoa(i), owner, now, now)
+		}
+	}
+	assert.True(t, b.hasEnded(alice))
+	assert.LessOrEqual(t, len(b.ended), maxEndedSessions)
+	n := 0
+	for _, ids := range b.byOwner {
+		n += len(ids)
+		assert.LessOrEqual(t, len(ids), maxEndedPerOwner)
+	}
+	assert.Equal(t, len(b.ended), n, "the index and the memory agree")
 }

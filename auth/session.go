@@ -25,10 +25,15 @@ import (
 // ID expired gets 404 and opens a new session, as the MCP spec asks.
 const DefaultSessionLifetime = 24 * time.Hour
 
-// maxEndedSessions bounds the memory that remembers ended sessions, per
-// secret. Past it, the entries that expire soonest are forgotten first (a
-// forgotten entry only lets the session's own owner back in).
-const maxEndedSessions = 1 << 16
+// The memory that remembers ended sessions is bounded per secret and per
+// owner: one caller ending many sessions forgets only their own oldest, so
+// nobody can make another caller's ended session come back. Past the
+// total, the oldest entries of the caller with the most go first. A
+// forgotten entry only ever lets the session's own owner back in.
+const (
+	maxEndedSessions = 1 << 16
+	maxEndedPerOwner = 1 << 10
+)
 
 // SessionBinding returns the mcp-go option that binds each MCP session
 // (protocol 2025-11-25 and older, where Mcp-Session-Id exists) to the caller
@@ -58,8 +63,9 @@ type binder struct {
 	secret []byte
 	kid    string // names the secret inside session IDs, without revealing it
 
-	mu    sync.Mutex
-	ended map[string]time.Time // session ID -> when it would have expired anyway
+	mu      sync.Mutex
+	ended   map[string]time.Time // session ID -> when it would have expired anyway
+	byOwner map[string][]string  // owner -> the IDs they ended, oldest first
 }
 
 var (
@@ -91,7 +97,8 @@ func binderFor(secret []byte) *binder {
 	if b, ok := binders[kid]; ok {
 		return b
 	}
-	b := &binder{secret: append([]byte(nil), secret...), kid: kid, ended: map[string]time.Time{}}
+	b := &binder{secret: append([]byte(nil), secret...), kid: kid,
+		ended: map[string]time.Time{}, byOwner: map[string][]string{}}
 	binders[kid] = b
 	return b
 }
@@ -166,30 +173,43 @@ func (s sessionID) ownedBy(owner string) bool {
 	return owner != "" && hmac.Equal([]byte(s.mac), []byte(s.b.mac(s.body, owner)))
 }
 
-func (b *binder) end(id string, issued time.Time, now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// end remembers that the session id of owner ended.
+func (b *binder) end(id, owner string, issued, now time.Time) {
 	bindersMu.Lock()
 	until := issued.Add(retention)
 	bindersMu.Unlock()
-	if len(b.ended) >= maxEndedSessions {
-		for k, exp := range b.ended {
-			if !exp.After(now) {
-				delete(b.ended, k)
-			}
-		}
-		for len(b.ended) >= maxEndedSessions {
-			var soonest string
-			var at time.Time
-			for k, exp := range b.ended {
-				if soonest == "" || exp.Before(at) {
-					soonest, at = k, exp
-				}
-			}
-			delete(b.ended, soonest)
-		}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.ended[id]; ok || !until.After(now) {
+		return
 	}
+	// Forget what expired anyway, then make room: the owner's own oldest
+	// first, and past the total, the oldest of whoever holds the most.
+	ids := b.byOwner[owner]
+	for len(ids) > 0 && !b.ended[ids[0]].After(now) {
+		delete(b.ended, ids[0])
+		ids = ids[1:]
+	}
+	if len(ids) >= maxEndedPerOwner {
+		delete(b.ended, ids[0])
+		ids = ids[1:]
+	}
+	b.byOwner[owner] = append(ids, id)
 	b.ended[id] = until
+	if len(b.ended) > maxEndedSessions {
+		most := owner
+		for o, l := range b.byOwner {
+			if len(l) > len(b.byOwner[most]) {
+				most = o
+			}
+		}
+		l := b.byOwner[most]
+		delete(b.ended, l[0])
+		b.byOwner[most] = l[1:]
+	}
+	if len(b.byOwner[owner]) == 0 {
+		delete(b.byOwner, owner)
+	}
 }
 
 func (b *binder) hasEnded(id string) bool {
@@ -281,6 +301,6 @@ func (m *boundSessions) Terminate(id string) (isNotAllowed bool, err error) {
 	if !m.internal && !s.ownedBy(m.owner) {
 		return true, nil
 	}
-	s.b.end(id, s.issued, time.Now())
+	s.b.end(id, m.owner, s.issued, time.Now())
 	return false, nil
 }

@@ -431,6 +431,14 @@ func TestStreamsEndWithTheirToken(t *testing.T) {
 			t.Fatal("the stream outlived its token")
 		}
 	})
+	// The connection a cut stream used serves the next request as usual.
+	next := func(t *testing.T) {
+		t.Helper()
+		resp, body := modernCall(t, f.url, f.alice, "tools/list", "", nil)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, body)
+		assert.Contains(t, body, `"echo"`)
+	}
+	defer t.Run("a later request", next)
 	t.Run("subscriptions/listen (2026-07-28)", func(t *testing.T) {
 		token, exp := short()
 		st := openStream(t, f.url, token, map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"},

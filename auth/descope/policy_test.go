@@ -144,7 +144,7 @@ func TestToolScopesAtTheTransport(t *testing.T) {
 	}
 }
 
-func TestBatchesCannotSlipPastToolScopes(t *testing.T) {
+func TestBatchesAreRefused(t *testing.T) {
 	f := newPolicyFixture(t)
 	body := `[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_notes"}},` +
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"write_note"}}]`
@@ -153,8 +153,12 @@ func TestBatchesCannotSlipPastToolScopes(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+f.token("notes:read", descopetest.User{Subject: "U2plain"}))
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
+	out, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	// MCP has no batches since 2025-06-18: refused whole, nothing runs.
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Equal(t, `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Batches are not accepted: send one JSON-RPC message per request."}}`, string(out))
+	assert.Zero(t, f.runs["list_notes"].Load())
 	assert.Zero(t, f.runs["write_note"].Load())
 }
 
