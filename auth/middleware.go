@@ -282,9 +282,6 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		g.refuse(w, r, errUnknownSession)
 		return
 	}
-	// A stream (GET, subscriptions/listen, a POST answered with SSE) ends
-	// when its token does, and the client comes back with a fresh one; a
-	// token accepted within the provider's leeway gets streamGrace.
 	var initialize, mayStream bool
 	if r.Method == http.MethodPost {
 		var err error
@@ -328,6 +325,8 @@ const streamGrace = 5 * time.Second
 // connection's context, which later requests on the connection would
 // inherit, so endOnConnection, run when the request is done, lifts the
 // deadline and closes the connection if the deadline may have fired.
+// A middleware that recovers panics around this one must let
+// http.ErrAbortHandler through, as net/http expects of handlers.
 func endOnConnection(w http.ResponseWriter, ends time.Time) {
 	setReadDeadline(w, time.Time{})
 	if time.Now().After(ends.Add(-deadlineMargin)) {
