@@ -37,7 +37,8 @@ run:
 ##   load:  a protected mcp-go server vs the same server unprotected, on loopback
 ##   memory: 1,000,000 invalid tokens and 100,000 valid ones against the cache bound
 bench:
-	$(GO) test -run '^$$' -bench 'BenchmarkVerify|BenchmarkMiddleware' -benchmem -count 5 ./auth/...
+	$(GO) test -run '^$$' -bench 'BenchmarkVerify|BenchmarkMiddleware|BenchmarkPolicyHooks' -benchmem -count 5 ./auth/ ./auth/descope/
+	$(GO) test -run '^$$' -bench 'BenchmarkVerifyProof' -benchmem -benchtime 2000x -count 3 ./auth/dpop/
 	$(GO) test -run '^$$' -bench 'BenchmarkLoad' -benchtime 24000x -count 3 ./auth/descope/
 	$(GO) test -run '^$$' -bench 'BenchmarkMemory' -benchtime 1x ./auth/descope/
 
@@ -45,12 +46,13 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzBearerToken$$' -fuzztime $(FUZZTIME) ./auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyToken$$' -fuzztime $(FUZZTIME) ./auth/descope/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyProof$$' -fuzztime $(FUZZTIME) ./auth/dpop/
 
 ## fuzz-brief: 5s of each fuzz target, as CI runs them. A failure that
 ## leaves no new crasher under testdata/fuzz is the fuzzing engine's own
 ## hiccup, not a finding, and gets one more try.
 fuzz-brief:
-	@for t in 'FuzzBearerToken ./auth/' 'FuzzVerifyToken ./auth/descope/'; do \
+	@for t in 'FuzzBearerToken ./auth/' 'FuzzVerifyToken ./auth/descope/' 'FuzzVerifyProof ./auth/dpop/'; do \
 	  set -- $$t; \
 	  for try in 1 2; do \
 	    if $(GO) test -run '^$$' -fuzz "^$$1$$" -fuzztime 5s $$2; then break; fi; \

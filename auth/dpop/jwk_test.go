@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
-	"math/big"
 	"testing"
 )
 
@@ -56,7 +55,11 @@ func TestThumbprintAgreesWithJWK(t *testing.T) {
 }
 
 func TestThumbprintRefusesOtherKeys(t *testing.T) {
-	if _, err := Thumbprint(&ecdsa.PublicKey{Curve: elliptic.P224(), X: big.NewInt(1), Y: big.NewInt(1)}); err == nil {
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Thumbprint(&p224.PublicKey); err == nil {
 		t.Error("P-224 key accepted")
 	}
 	if _, err := Thumbprint("key"); err == nil {

@@ -264,7 +264,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{name: "jwk missing", proof: edit(testEC(), func(f *forge) { delete(f.header, "jwk") }), kind: ErrInvalidProof, reason: "jwk"},
 		{name: "jwk not an object", proof: edit(testEC(), func(f *forge) { f.header["jwk"] = "key" }), kind: ErrInvalidProof, reason: "jwk"},
 		{name: "EC private key in jwk", proof: edit(testEC(), func(f *forge) {
-			f.header["jwk"].(map[string]any)["d"] = b64.EncodeToString(testEC().D.Bytes())
+			f.header["jwk"].(map[string]any)["d"] = b64.EncodeToString(mustBytes(testEC().Bytes()))
 		}), kind: ErrInvalidProof, reason: "jwk_private"},
 		{name: "RSA private members in jwk", proof: edit(testRSA(), func(f *forge) {
 			f.header["jwk"].(map[string]any)["p"] = b64.EncodeToString(testRSA().Primes[0].Bytes())
@@ -462,4 +462,11 @@ func TestNewVerifierRefusesBadOptions(t *testing.T) {
 	if got := strings.Join(v.Algorithms(), " "); got != "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA" {
 		t.Errorf("default Algorithms = %s", got)
 	}
+}
+
+func mustBytes(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
