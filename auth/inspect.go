@@ -155,11 +155,11 @@ func (m *message) metaVersion() string {
 	return p.Meta.ProtocolVersion
 }
 
-// readMessages reads the body of r (at most maxBytes, within wait), puts an
+// readMessage reads the body of r (at most maxBytes, within wait), puts an
 // identical body back for the next handler, and decodes the JSON-RPC message
 // in it. A batch, or a message naming params twice, is refused; a body that
-// is not JSON-RPC yields no messages: the MCP server answers it.
-func readMessages(w http.ResponseWriter, r *http.Request, maxBytes int64, wait time.Duration) ([]message, error) {
+// is not a JSON-RPC message yields nil: the MCP server answers it.
+func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait time.Duration) (*message, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
@@ -182,14 +182,14 @@ func readMessages(w http.ResponseWriter, r *http.Request, maxBytes int64, wait t
 		// decoding one would cost memory many times its size.
 		return nil, errBatch
 	}
-	var m message
-	if json.Unmarshal(body, &m) != nil {
+	m := new(message)
+	if json.Unmarshal(body, m) != nil {
 		return nil, nil
 	}
 	if m.Params.repeated {
 		return nil, errRepeatedParams
 	}
-	return []message{m}, nil
+	return m, nil
 }
 
 // firstChunk is the most a body is given before any of it arrived: memory

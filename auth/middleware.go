@@ -410,49 +410,45 @@ var (
 	errTasks          = errors.New("auth: tasks are not available")
 )
 
-// inspect reads the JSON-RPC messages of a POST once, hands the body on
+// inspect reads the JSON-RPC message of a POST once, hands the body on
 // untouched, and refuses what the caller may not do: a notification that is
 // not bound to the caller's session (in protocol 2026-07-28, which has no
 // sessions, any notification: mcp-go would let one caller cancel another's
 // request), a task (mcp-go v1.2.1 does not tie tasks to their creator), or
 // an operation whose declared scopes the token lacks. It reports whether
-// the request opens a session.
+// the request opens a session, and whether its answer may be a stream.
 func (g *guard) inspect(ctx context.Context, w http.ResponseWriter, r *http.Request, claims *Claims) (_ context.Context, initialize, mayStream bool, err error) {
-	msgs, err := readMessages(w, r, g.maxBody, g.bodyWait)
-	if err != nil {
+	m, err := readMessage(w, r, g.maxBody, g.bodyWait)
+	if err != nil || m == nil {
 		return ctx, false, false, err
 	}
-
-	var needed []string
-	for i := range msgs {
-		m := &msgs[i]
-		if m.isNotification() && (isModern(r.Header, m) ||
-			(m.Method == string(mcp.MethodNotificationCancelled) && r.Header.Get(server.HeaderKeySessionID) == "")) {
+	if m.isNotification() {
+		if isModern(r.Header, m) ||
+			(m.Method == string(mcp.MethodNotificationCancelled) && r.Header.Get(server.HeaderKeySessionID) == "") {
 			return ctx, false, false, errNotification
 		}
-		if m.usesTasks() {
-			return ctx, false, false, &taskRefusal{id: m.ID.raw}
-		}
-		mayStream = mayStream || (!m.isNotification() && !quickMethods[m.Method])
-		if g.policy == nil {
-			continue
-		}
-		needed = append(needed, g.policy.neededScopes(m)...)
+	} else {
+		mayStream = !quickMethods[m.Method]
+	}
+	if m.usesTasks() {
+		return ctx, false, false, &taskRefusal{id: m.ID.raw}
+	}
+	if g.policy != nil {
 		if m.Method == string(mcp.MethodSubscriptionsListen) && !g.policy.listenAllowed(claims, m) {
 			return ctx, false, false, errListenDenied
 		}
+		if needed := g.policy.neededScopes(m); !g.policy.grantsAll(claims, needed) {
+			// One challenge with every scope the operation needs.
+			return ctx, false, false, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
+				Scopes: cleanScopes(append(append([]string(nil), g.required...), needed...))}
+		}
+		if m.Method == string(mcp.MethodToolsCall) {
+			// Lets a Policy's list filter pass the called tool on to its
+			// handler, which explains a refusal instead of "not found".
+			ctx = withOperation(ctx, m)
+		}
 	}
-	if len(needed) > 0 && !g.policy.grantsAll(claims, needed) {
-		// One challenge with every scope the operation needs.
-		return ctx, false, false, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
-			Scopes: cleanScopes(append(append([]string(nil), g.required...), needed...))}
-	}
-	if g.policy != nil && len(msgs) == 1 && msgs[0].Method == string(mcp.MethodToolsCall) {
-		// Lets a Policy's list filter pass the called tool on to its
-		// handler, which explains a refusal instead of "not found".
-		ctx = withOperation(ctx, &msgs[0])
-	}
-	initialize = len(msgs) == 1 && msgs[0].Method == string(mcp.MethodInitialize) && !isModern(r.Header, &msgs[0])
+	initialize = m.Method == string(mcp.MethodInitialize) && !isModern(r.Header, m)
 	return ctx, initialize, mayStream, nil
 }
 
