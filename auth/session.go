@@ -69,8 +69,8 @@ type binder struct {
 }
 
 var (
-	bindersMu     sync.Mutex
-	binders       = map[string]*binder{} // by kid
+	bindersMu     sync.Mutex // for creating binders, processSecret and retention
+	binders       sync.Map   // kid -> *binder; read on every session request
 	processSecret []byte
 	// retention is the longest session lifetime any middleware of this
 	// process enforces: ended sessions are remembered that long.
@@ -94,12 +94,12 @@ func binderFor(secret []byte) *binder {
 	}
 	sum := sha256.Sum256(append([]byte("mcp-go-contrib/descope session key id\x00"), secret...))
 	kid := base64.RawURLEncoding.EncodeToString(sum[:6])
-	if b, ok := binders[kid]; ok {
-		return b
+	if b, ok := binders.Load(kid); ok {
+		return b.(*binder)
 	}
 	b := &binder{secret: append([]byte(nil), secret...), kid: kid,
 		ended: map[string]time.Time{}, byOwner: map[string][]string{}}
-	binders[kid] = b
+	binders.Store(kid, b)
 	return b
 }
 
@@ -111,9 +111,9 @@ func noteLifetime(d time.Duration) {
 }
 
 func lookupBinder(kid string) *binder {
-	bindersMu.Lock()
-	defer bindersMu.Unlock()
-	return binders[kid]
+	b, _ := binders.Load(kid)
+	bd, _ := b.(*binder)
+	return bd
 }
 
 // Session IDs look like "s2.<kid>.<random>.<issued>.<mac>": issued is the
@@ -123,7 +123,6 @@ const sessionIDPrefix = "s2."
 // sessionID is a parsed session ID.
 type sessionID struct {
 	b      *binder
-	random string
 	issued time.Time
 	body   string // everything the MAC covers but the owner
 	mac    string
@@ -146,8 +145,7 @@ func parseSessionID(id string) (sessionID, bool) {
 	if b == nil {
 		return sessionID{}, false
 	}
-	return sessionID{b: b, random: parts[1], issued: time.Unix(secs, 0),
-		body: parts[1] + "\x00" + parts[2], mac: parts[3]}, true
+	return sessionID{b: b, issued: time.Unix(secs, 0), body: macBody(parts[1], parts[2]), mac: parts[3]}, true
 }
 
 func (b *binder) mac(body, owner string) string {
@@ -165,8 +163,11 @@ func (b *binder) generate(owner string, now time.Time) string {
 	}
 	random := base64.RawURLEncoding.EncodeToString(r)
 	issued := strconv.FormatInt(now.Unix(), 36)
-	return sessionIDPrefix + b.kid + "." + random + "." + issued + "." + b.mac(random+"\x00"+issued, owner)
+	return sessionIDPrefix + b.kid + "." + random + "." + issued + "." + b.mac(macBody(random, issued), owner)
 }
+
+// macBody is what the MAC covers of an ID besides its owner.
+func macBody(random, issued string) string { return random + "\x00" + issued }
 
 // ownedBy reports whether the ID was minted for owner.
 func (s sessionID) ownedBy(owner string) bool {
