@@ -73,6 +73,7 @@ func TestServerTimeouts(t *testing.T) {
 	s := newHTTPServer(http.NotFoundHandler())
 	assert.Equal(t, DefaultReadHeaderTimeout, s.ReadHeaderTimeout)
 	assert.Equal(t, DefaultIdleTimeout, s.IdleTimeout)
+	assert.Equal(t, 64<<10, s.MaxHeaderBytes)
 	assert.Zero(t, s.ReadTimeout)
 	assert.Zero(t, s.WriteTimeout)
 }

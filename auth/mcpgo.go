@@ -53,7 +53,9 @@ func newHTTPServer(h http.Handler) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		IdleTimeout:       DefaultIdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		// Four times the Authorization header the middleware accepts
+		// (DefaultMaxHeaderBytes), instead of net/http's 1 MiB.
+		MaxHeaderBytes: 4 * DefaultMaxHeaderBytes,
 	}
 }
 

@@ -189,7 +189,11 @@ func newGuard(p AuthProvider, s settings) *guard {
 		bodyWait: s.bodyReadTimeout,
 	}
 	if s.origins != nil {
-		g.origins = parseOrigins(s.origins)
+		var bad []string
+		if g.origins, bad = parseOrigins(s.origins); len(bad) > 0 {
+			g.log.Warn("auth: WithAllowedOrigins entries that are not origins (scheme://host[:port], no path) allow nothing",
+				slog.Any("entries", bad))
+		}
 	} else {
 		g.origins = defaultOrigins(res.URL)
 	}

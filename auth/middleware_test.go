@@ -346,3 +346,19 @@ func TestHalfSentBodies(t *testing.T) {
 		})
 	}
 }
+
+// TestAllowedOriginsThatAreNotOrigins: a configured entry that is not an
+// origin allows nothing, and the log says which.
+func TestAllowedOriginsThatAreNotOrigins(t *testing.T) {
+	p := &tableProvider{res: auth.ProtectedResource{URL: "https://mcp.example.com/mcp", MetadataURL: prmURL}}
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	_ = auth.Handler(p, http.NotFoundHandler(), auth.WithLogger(log),
+		auth.WithAllowedOrigins("https://app.example.com", "https://app.example.com/", "ftp://files.example.com"))
+	assert.Equal(t, 1, strings.Count(logs.String(), "level=WARN"))
+	assert.Contains(t, logs.String(), `entries="[https://app.example.com/ ftp://files.example.com]"`)
+
+	logs.Reset()
+	_ = auth.Handler(p, http.NotFoundHandler(), auth.WithLogger(log), auth.WithAllowedOrigins("http://localhost:*"))
+	assert.Empty(t, logs.String())
+}

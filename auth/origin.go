@@ -30,14 +30,17 @@ type originRule struct {
 
 type origins []originRule
 
-func parseOrigins(list []string) origins {
-	var out origins
+// parseOrigins reads the allowed origins; bad lists the entries that are
+// not origins, which allow nothing.
+func parseOrigins(list []string) (out origins, bad []string) {
 	for _, o := range list {
 		if r, ok := parseOrigin(o, true); ok {
 			out = append(out, r)
+		} else {
+			bad = append(bad, o)
 		}
 	}
-	return out
+	return out, bad
 }
 
 // parseOrigin reads "scheme://host[:port]" (case-insensitive, default port
@@ -73,7 +76,8 @@ func defaultOrigins(resourceURL string) origins {
 	if err != nil || u.Host == "" {
 		return nil
 	}
-	return parseOrigins([]string{u.Scheme + "://" + u.Host})
+	out, _ := parseOrigins([]string{u.Scheme + "://" + u.Host})
+	return out
 }
 
 // allows reports whether the Origin header value o is allowed.
