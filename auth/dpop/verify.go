@@ -145,6 +145,10 @@ type Proof struct {
 	Algorithm string
 	// IssuedAt is the proof's iat.
 	IssuedAt time.Time
+	// Nonce is the proof's nonce, when Options.Nonce is set: a server that
+	// rotates nonces sends a fresh DPoP-Nonce when this one is not its
+	// newest.
+	Nonce string
 }
 
 // Verify checks proof, the value of the request's single DPoP header,
@@ -227,9 +231,11 @@ func (v *Verifier) Verify(ctx context.Context, proof string, r Request) (Proof, 
 			return Proof{}, refuse("ath")
 		}
 	}
+	var nonce string
 	if v.nonce != nil {
 		_, present := claims["nonce"]
-		nonce, ok := stringMember(claims, "nonce")
+		var ok bool
+		nonce, ok = stringMember(claims, "nonce")
 		switch {
 		case !present:
 			return Proof{}, &ProofError{Kind: ErrUseNonce, Reason: "nonce_missing"}
@@ -246,7 +252,7 @@ func (v *Verifier) Verify(ctx context.Context, proof string, r Request) (Proof, 
 	if err := v.replay.add(key.thumbprint, jti, iat.Add(v.window), now); err != nil {
 		return Proof{}, err
 	}
-	return Proof{Thumbprint: key.thumbprint, Algorithm: alg, IssuedAt: iat}, nil
+	return Proof{Thumbprint: key.thumbprint, Algorithm: alg, IssuedAt: iat, Nonce: nonce}, nil
 }
 
 func decodeSegment(s string) (map[string]json.RawMessage, error) {

@@ -165,6 +165,7 @@ func TestVerifyAccepts(t *testing.T) {
 		req   func(*Request)
 		opts  Options
 		alg   string
+		nonce string
 	}{
 		{name: "RSA RS256", proof: proof(testRSA(), ProofClaims{}), alg: "RS256"},
 		{name: "RSA PS256", proof: ps256, alg: "PS256"},
@@ -182,7 +183,7 @@ func TestVerifyAccepts(t *testing.T) {
 		{name: "no access token, no ath", proof: func(t *testing.T) string {
 			return mustProof(t, testEC(), ProofClaims{Method: "POST", URL: testURL, IssuedAt: testNow})
 		}, req: func(r *Request) { r.AccessToken = "" }, alg: "ES256"},
-		{name: "nonce accepted", proof: proof(testEC(), ProofClaims{Nonce: "n-1"}), opts: Options{Nonce: func(_ context.Context, n string) bool { return n == "n-1" }}, alg: "ES256"},
+		{name: "nonce accepted", proof: proof(testEC(), ProofClaims{Nonce: "n-1"}), opts: Options{Nonce: func(_ context.Context, n string) bool { return n == "n-1" }}, alg: "ES256", nonce: "n-1"},
 		{name: "bound key matches", proof: proof(testEC(), ProofClaims{}), req: func(r *Request) { r.KeyThumbprint = mustKey(Thumbprint(testEC().Public())) }, alg: "ES256"},
 		{name: "restricted allow-list", proof: proof(testEd(), ProofClaims{}), opts: Options{Algorithms: []string{"EdDSA"}}, alg: "EdDSA"},
 	}
@@ -197,8 +198,8 @@ func TestVerifyAccepts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("refused: %v", err)
 			}
-			if p.Algorithm != tt.alg || p.Thumbprint == "" || p.IssuedAt.IsZero() {
-				t.Fatalf("proof = %+v, want alg %s", p, tt.alg)
+			if p.Algorithm != tt.alg || p.Thumbprint == "" || p.IssuedAt.IsZero() || p.Nonce != tt.nonce {
+				t.Fatalf("proof = %+v, want alg %s, nonce %q", p, tt.alg, tt.nonce)
 			}
 		})
 	}
