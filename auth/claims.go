@@ -20,6 +20,10 @@ type Claims struct {
 	Issuer string
 	// ExpiresAt is when the token stops being valid.
 	ExpiresAt time.Time
+	// KeyThumbprint is the RFC 7638 thumbprint of the key the token is
+	// bound to (its cnf.jkt, RFC 9449), or empty for a bearer token. The
+	// middleware accepts a bound token only with a DPoP proof by that key.
+	KeyThumbprint string
 	// Raw holds every claim of the token as decoded from JSON. Treat it as
 	// read-only: the same map may be shared by concurrent requests.
 	Raw map[string]any

@@ -8,16 +8,17 @@ import (
 	"testing"
 )
 
-// fuzzBearerRE is an independent statement of what bearerToken must
-// accept: the scheme "Bearer" in any ASCII case, one or more spaces, then an
-// RFC 6750 b64token and nothing else.
-var fuzzBearerRE = regexp.MustCompile(`^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)$`)
+// fuzzBearerRE is an independent statement of what credential must
+// accept: the scheme "Bearer" or "DPoP" in any ASCII case, one or more
+// spaces, then an RFC 6750 b64token and nothing else.
+var fuzzBearerRE = regexp.MustCompile(`^(?i:(bearer|dpop)) +([A-Za-z0-9\-._~+/]+=*)$`)
 
 // fuzzIsBearerScheme reports whether the text before the first space is
-// "bearer" in ASCII case-insensitive form.
+// "bearer" or "dpop" in ASCII case-insensitive form.
 func fuzzIsBearerScheme(v string) bool {
 	scheme, _, _ := strings.Cut(v, " ")
-	return len(scheme) == len("bearer") && strings.ToLower(scheme) == "bearer" && fuzzIsASCII(scheme)
+	lower := strings.ToLower(scheme)
+	return (lower == "bearer" || lower == "dpop") && len(scheme) == len(lower) && fuzzIsASCII(scheme)
 }
 
 func fuzzIsASCII(s string) bool {
@@ -88,7 +89,7 @@ func FuzzBearerToken(f *testing.F) {
 		for i := 0; i < n; i++ {
 			h[headerAuthorize] = append(h[headerAuthorize], value)
 		}
-		token, err := bearerToken(h, maxBytes)
+		token, used, err := credential(h, maxBytes)
 
 		if err != nil {
 			if token != "" {
@@ -141,13 +142,16 @@ func FuzzBearerToken(f *testing.F) {
 		if err != nil {
 			t.Fatalf("refused a well-formed header %q: %v", value, err)
 		}
-		if token != m[1] {
-			t.Fatalf("%q: token %q, want %q", value, token, m[1])
+		if token != m[2] {
+			t.Fatalf("%q: token %q, want %q", value, token, m[2])
+		}
+		if want := map[string]credScheme{"bearer": usedBearer, "dpop": usedDPoP}[strings.ToLower(m[1])]; used != want {
+			t.Fatalf("%q: scheme %d, want %d", value, used, want)
 		}
 		if token == "" || strings.ContainsAny(token, " \t\r\n") {
 			t.Fatalf("%q: token %q is empty or holds white space", value, token)
 		}
-		if !strings.HasSuffix(value, token) || len(token) > len(value)-len("Bearer ") {
+		if !strings.HasSuffix(value, token) || len(token) > len(value)-len(m[1])-1 {
 			t.Fatalf("%q: token %q is not the tail of the header", value, token)
 		}
 	})

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcp-go-contrib/descope/auth/dpop"
 )
 
 // DefaultMaxHeaderBytes caps the Authorization header the middleware will
@@ -31,16 +34,23 @@ const (
 	bodyInvalidToken = `{"error":"invalid_token","error_description":"` + descInvalidToken + `"}`
 	bodyInsufficient = `{"error":"insufficient_scope","error_description":"` + descInsufficient + `"}`
 	bodyUnavailable  = `{"error":"temporarily_unavailable","error_description":"` + descUnavailable + `"}`
+	descInvalidProof = "The DPoP proof is missing, invalid, or does not match this request and access token."
+	descUseNonce     = "Send the request again with a DPoP proof that carries the nonce in the DPoP-Nonce header."
+	descBoundBearer  = "The access token is bound to a key: send it with the DPoP scheme and a DPoP proof."
+	descDPoPRequired = "This endpoint accepts only DPoP-bound access tokens, sent with the DPoP scheme and a DPoP proof."
+	bodyInvalidProof = `{"error":"invalid_dpop_proof","error_description":"` + descInvalidProof + `"}`
+	bodyUseNonce     = `{"error":"use_dpop_nonce","error_description":"` + descUseNonce + `"}`
+	bodyBoundBearer  = `{"error":"invalid_token","error_description":"` + descBoundBearer + `"}`
+	bodyDPoPRequired = `{"error":"invalid_token","error_description":"` + descDPoPRequired + `"}`
 	bodyTooLarge     = `{"error":"invalid_request","error_description":"The request body is too large."}`
 	bodyUnreadable   = `{"error":"invalid_request","error_description":"The request body could not be read."}`
 	bodyListenDenied = `{"error":"access_denied","error_description":"The subscription names a resource this caller may not read."}`
 	// A JSON-RPC error, so that clients of either protocol era read it.
 	bodyNotification  = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Notifications are accepted only within the caller's own session."}}`
 	headerAuthorize   = "Authorization"
-	headerChallenge   = "WWW-Authenticate"
+	headerChallenge   = "Www-Authenticate" // canonical: set directly in the map
 	schemeBearer      = "Bearer"
 	contentTypeJSON   = "application/json"
-	exposeChallenge   = "WWW-Authenticate"
 	headerRetryAfter  = "Retry-After"
 	headerContentType = "Content-Type"
 	headerOrigin      = "Origin"
@@ -158,10 +168,11 @@ type guard struct {
 	origins  origins
 	lifetime time.Duration
 	bodyWait time.Duration
+	dpop     *dpopGuard
 
 	// Challenges that never change are rendered once.
-	challengeNoToken string
-	challengeInvalid string
+	challengeNoToken []string
+	challengeInvalid []string
 	metadataParam    string
 }
 
@@ -187,6 +198,7 @@ func newGuard(p AuthProvider, s settings) *guard {
 		policy:   s.policy,
 		lifetime: s.sessionLifetime,
 		bodyWait: s.bodyReadTimeout,
+		dpop:     newDPoPGuard(res.DPoP, res.URL, s.logger),
 	}
 	if s.origins != nil {
 		var bad []string
@@ -199,8 +211,8 @@ func newGuard(p AuthProvider, s settings) *guard {
 	}
 	noteLifetime(s.sessionLifetime)
 	g.metadataParam = `resource_metadata="` + quoteSafe(res.MetadataURL) + `"`
-	g.challengeNoToken = challenge("", "", g.required, g.metadataParam)
-	g.challengeInvalid = challenge("invalid_token", descInvalidToken, g.required, g.metadataParam)
+	g.challengeNoToken = g.challenges(usedNone, "", "", g.required)
+	g.challengeInvalid = g.challenges(usedBearer, "invalid_token", descInvalidToken, g.required)
 	return g
 }
 
@@ -253,7 +265,14 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		next.ServeHTTP(w, r)
 		return
 	}
-	token, err := bearerToken(r.Header, g.maxBytes)
+	token, used, err := credential(r.Header, g.maxBytes)
+	switch {
+	case err != nil:
+	case used == usedDPoP && g.dpop.mode == DPoPDisabled:
+		err = &TokenError{Kind: ErrNoToken, Reason: "dpop_disabled"}
+	case used == usedBearer && g.dpop.mode == DPoPRequired:
+		err = &TokenError{Kind: ErrInvalidToken, Reason: "bearer_refused", Err: errBearerRefused}
+	}
 	if err != nil {
 		g.refuse(w, r, err)
 		return
@@ -265,6 +284,10 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	}
 	if claims == nil {
 		g.refuse(w, r, Invalid("no_claims", nil))
+		return
+	}
+	if err := g.dpop.check(w, r, token, used, claims); err != nil {
+		g.refuse(w, r, err)
 		return
 	}
 	if !g.policy.grantsAll(claims, g.required) {
@@ -472,29 +495,56 @@ type taskRefusal struct{ id []byte }
 func (t *taskRefusal) Error() string { return errTasks.Error() }
 func (t *taskRefusal) Unwrap() error { return errTasks }
 
-// bearerToken takes the token from the Authorization header, the only place
-// a token is accepted (never the query string or the body).
-func bearerToken(h http.Header, maxBytes int) (string, error) {
+// credential takes the token from the Authorization header, the only place
+// a token is accepted (never the query string or the body), with the
+// scheme it came with: Bearer (RFC 6750) or DPoP (RFC 9449 §7.1).
+func credential(h http.Header, maxBytes int) (string, credScheme, error) {
 	values := h[headerAuthorize]
 	switch {
 	case len(values) == 0:
-		return "", &TokenError{Kind: ErrNoToken, Reason: "no_header"}
+		return "", usedNone, &TokenError{Kind: ErrNoToken, Reason: "no_header"}
 	case len(values) > 1:
-		return "", Invalid("several_authorization_headers", nil)
+		return "", usedNone, Invalid("several_authorization_headers", nil)
 	}
 	v := values[0]
 	if len(v) > maxBytes {
-		return "", Invalid("header_too_large", nil)
+		return "", usedNone, Invalid("header_too_large", nil)
 	}
 	scheme, rest, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, schemeBearer) {
-		return "", &TokenError{Kind: ErrNoToken, Reason: "not_bearer"}
+	used := schemeOf(scheme)
+	if used == usedNone {
+		return "", usedNone, &TokenError{Kind: ErrNoToken, Reason: "unknown_scheme"}
 	}
 	token := strings.TrimLeft(rest, " ")
 	if !isB64Token(token) {
-		return "", Invalid("malformed_header", nil)
+		return "", used, Invalid("malformed_header", nil)
 	}
-	return token, nil
+	return token, used, nil
+}
+
+func schemeOf(name string) credScheme {
+	switch {
+	case strings.EqualFold(name, schemeBearer):
+		return usedBearer
+	case strings.EqualFold(name, schemeDPoP):
+		return usedDPoP
+	}
+	return usedNone
+}
+
+// usedSchemeOf is the scheme a refused request's credentials came with, as
+// far as this endpoint speaks it.
+func (g *guard) usedSchemeOf(h http.Header) credScheme {
+	v := h[headerAuthorize]
+	if len(v) != 1 {
+		return usedNone
+	}
+	scheme, _, _ := strings.Cut(v[0], " ")
+	used := schemeOf(scheme)
+	if used == usedDPoP && g.dpop.mode == DPoPDisabled {
+		return usedNone
+	}
+	return used
 }
 
 // isB64Token reports whether s matches RFC 6750's b64token:
@@ -542,7 +592,7 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		// the OAuth flow. Nothing in a refusal is private.
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Add("Vary", headerOrigin)
-		h.Set("Access-Control-Expose-Headers", exposeChallenge)
+		h.Set("Access-Control-Expose-Headers", exposeWithDPoP)
 	}
 	if unreadBody(r) {
 		// net/http reads the rest of a body nobody read, to reuse the
@@ -584,24 +634,42 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		status, body = http.StatusBadRequest, bodyNotification
 	case errors.Is(err, errListenDenied):
 		status, body = http.StatusForbidden, bodyListenDenied
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, dpop.ErrCacheFull):
+		// A full replay cache is a flood, not this client's fault.
 		status, body = http.StatusServiceUnavailable, bodyUnavailable
 		h.Set(headerRetryAfter, retryAfterSeconds)
 	case errors.Is(err, ErrNoToken):
 		status, body = http.StatusUnauthorized, bodyNoToken
-		h.Set(headerChallenge, g.challengeNoToken)
+		h[headerChallenge] = slices.Clone(g.challengeNoToken)
 	case errors.Is(err, ErrInsufficientScope):
 		status, body = http.StatusForbidden, bodyInsufficient
 		scopes := g.required
 		if errors.As(err, &te) && len(te.Scopes) > 0 {
 			scopes = te.Scopes
 		}
-		h.Set(headerChallenge, challenge("insufficient_scope", descInsufficient, scopes, g.metadataParam))
+		h[headerChallenge] = g.challenges(g.usedSchemeOf(r.Header), "insufficient_scope", descInsufficient, scopes)
+	case errors.Is(err, dpop.ErrUseNonce) && g.dpop.nonces != nil:
+		status, body = http.StatusUnauthorized, bodyUseNonce
+		h[headerChallenge] = g.challenges(usedDPoP, "use_dpop_nonce", descUseNonce, g.required)
+		h.Set(headerNonce, g.dpop.nonces.current())
+	case errors.Is(err, dpop.ErrInvalidProof), errors.Is(err, dpop.ErrUseNonce):
+		status, body = http.StatusUnauthorized, bodyInvalidProof
+		h[headerChallenge] = g.challenges(usedDPoP, "invalid_dpop_proof", descInvalidProof, g.required)
+	case errors.Is(err, errBoundAsBearer):
+		status, body = http.StatusUnauthorized, bodyBoundBearer
+		h[headerChallenge] = g.challenges(usedBearer, "invalid_token", descBoundBearer, g.required)
+	case errors.Is(err, errBearerRefused):
+		status, body = http.StatusUnauthorized, bodyDPoPRequired
+		h[headerChallenge] = g.challenges(usedBearer, "invalid_token", descDPoPRequired, g.required)
 	default:
 		// ErrInvalidToken, and any error a provider did not classify:
 		// refusing is the safe answer.
 		status, body = http.StatusUnauthorized, bodyInvalidToken
-		h.Set(headerChallenge, g.challengeInvalid)
+		if used := g.usedSchemeOf(r.Header); used == usedDPoP {
+			h[headerChallenge] = g.challenges(usedDPoP, "invalid_token", descInvalidToken, g.required)
+		} else {
+			h[headerChallenge] = slices.Clone(g.challengeInvalid)
+		}
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
@@ -615,16 +683,44 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		slog.String("path", r.URL.Path))
 }
 
-// challenge renders a Bearer WWW-Authenticate value. Parameters that are
+// challenges renders the WWW-Authenticate values of a refusal: one
+// challenge per scheme the endpoint accepts, Bearer first, each naming the
+// scopes and the metadata URL. The error goes on the scheme the request
+// used (RFC 9449 §7.2), or, when that scheme is not accepted here, on the
+// one that is; a request without credentials gets no error.
+func (g *guard) challenges(used credScheme, code, description string, scopes []string) []string {
+	bearer, withDPoP := g.dpop.mode != DPoPRequired, g.dpop.mode != DPoPDisabled
+	var out []string
+	if bearer {
+		if used == usedBearer || !withDPoP {
+			out = append(out, challenge(schemeBearer, "", code, description, scopes, g.metadataParam))
+		} else {
+			out = append(out, challenge(schemeBearer, "", "", "", scopes, g.metadataParam))
+		}
+	}
+	if withDPoP {
+		if used == usedDPoP || !bearer {
+			out = append(out, challenge(schemeDPoP, g.dpop.algs, code, description, scopes, g.metadataParam))
+		} else {
+			out = append(out, challenge(schemeDPoP, g.dpop.algs, "", "", scopes, g.metadataParam))
+		}
+	}
+	return out
+}
+
+// challenge renders one WWW-Authenticate challenge. Parameters that are
 // empty are left out.
-func challenge(code, description string, scopes []string, metadataParam string) string {
+func challenge(scheme, first, code, description string, scopes []string, metadataParam string) string {
 	var b strings.Builder
-	b.WriteString(schemeBearer)
+	b.WriteString(scheme)
 	sep := " "
 	add := func(param string) {
 		b.WriteString(sep)
 		b.WriteString(param)
 		sep = ", "
+	}
+	if first != "" {
+		add(first)
 	}
 	if code != "" {
 		add(`error="` + code + `"`)

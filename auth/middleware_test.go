@@ -233,7 +233,7 @@ func TestOrigins(t *testing.T) {
 			assert.Equal(t, tc.body, string(body))
 			assert.Equal(t, tc.allowOrigin, resp.Header.Get("Access-Control-Allow-Origin"))
 			if tc.allowOrigin != "" {
-				assert.Equal(t, "WWW-Authenticate", resp.Header.Get("Access-Control-Expose-Headers"))
+				assert.Equal(t, "WWW-Authenticate, DPoP-Nonce", resp.Header.Get("Access-Control-Expose-Headers"))
 				assert.Equal(t, "Origin", resp.Header.Get("Vary"))
 			}
 			if tc.status == http.StatusForbidden {

@@ -8,7 +8,9 @@ import (
 // AuthProvider is what an identity provider implements to protect an MCP
 // endpoint. Implementations must be safe for concurrent use.
 type AuthProvider interface {
-	// VerifyToken checks a bearer token and returns the caller's claims.
+	// VerifyToken checks an access token and returns the caller's claims,
+	// with KeyThumbprint set when the token is bound to a key (cnf.jkt);
+	// the middleware checks the DPoP proof.
 	// Errors should wrap ErrInvalidToken for a token that must not be
 	// accepted, or ErrUnavailable when the provider cannot decide right now
 	// (for instance, no signing key could be loaded yet). Any other error is
@@ -36,6 +38,10 @@ type ProtectedResource struct {
 
 	// RequiredScopes must all be granted for any request to the endpoint.
 	RequiredScopes []string
+
+	// DPoP says whether bearer tokens, DPoP-bound tokens or both are
+	// accepted, and how proofs are checked.
+	DPoP DPoP
 }
 
 // Route is one HTTP route a provider serves, such as a well-known discovery
