@@ -89,6 +89,16 @@ type Config struct {
 	// when it is on. Env: DESCOPE_ACCEPT_PROJECT_AUDIENCE=true.
 	AcceptProjectAudience bool
 
+	// DPoP says whether tokens bound to a client's key (RFC 9449, Descope's
+	// DPoP for inbound apps and agentic clients) are accepted, required or
+	// refused, and how their proofs are checked. The zero value accepts
+	// both bearer and bound tokens; a bound token sent as Bearer is always
+	// refused. The protected-resource metadata advertises the proof
+	// algorithms, and dpop_bound_access_tokens_required in required mode.
+	// Env: DESCOPE_DPOP (allowed, required or disabled) and
+	// DESCOPE_DPOP_NONCES=true.
+	DPoP auth.DPoP
+
 	// Algorithms lists the accepted signing algorithms (default RS256).
 	// Only asymmetric algorithms are allowed.
 	Algorithms []string
@@ -166,13 +176,15 @@ type Config struct {
 
 // ConfigFromEnv reads a Config from the environment: DESCOPE_CONFIG_URL,
 // DESCOPE_PROJECT_ID, DESCOPE_BASE_URL, MCP_SERVER_URL,
-// DESCOPE_REQUIRED_SCOPES, DESCOPE_SCOPES_SUPPORTED, DESCOPE_AUDIENCE and
-// DESCOPE_ACCEPT_PROJECT_AUDIENCE. Lists may be separated by commas or
-// spaces. DESCOPE_ACCEPT_PROJECT_AUDIENCE is on for "true" or "1" (any true
-// value of strconv.ParseBool) and off for anything else. New validates the
-// result.
+// DESCOPE_REQUIRED_SCOPES, DESCOPE_SCOPES_SUPPORTED, DESCOPE_AUDIENCE,
+// DESCOPE_ACCEPT_PROJECT_AUDIENCE, DESCOPE_DPOP and DESCOPE_DPOP_NONCES.
+// Lists may be separated by commas or spaces. The switches
+// (DESCOPE_ACCEPT_PROJECT_AUDIENCE, DESCOPE_DPOP_NONCES) are on for "true"
+// or "1" (any true value of strconv.ParseBool) and off for anything else.
+// New validates the result, including the spelling of DESCOPE_DPOP.
 func ConfigFromEnv() Config {
 	acceptProject, _ := strconv.ParseBool(strings.TrimSpace(os.Getenv("DESCOPE_ACCEPT_PROJECT_AUDIENCE")))
+	nonces, _ := strconv.ParseBool(strings.TrimSpace(os.Getenv("DESCOPE_DPOP_NONCES")))
 	return Config{
 		WellKnownURL:    strings.TrimSpace(os.Getenv("DESCOPE_CONFIG_URL")),
 		ProjectID:       strings.TrimSpace(os.Getenv("DESCOPE_PROJECT_ID")),
@@ -183,6 +195,10 @@ func ConfigFromEnv() Config {
 		Audience:        splitList(os.Getenv("DESCOPE_AUDIENCE")),
 
 		AcceptProjectAudience: acceptProject,
+		DPoP: auth.DPoP{
+			Mode:   auth.DPoPMode(strings.ToLower(strings.TrimSpace(os.Getenv("DESCOPE_DPOP")))),
+			Nonces: nonces,
+		},
 	}
 }
 
@@ -309,6 +325,8 @@ func (p *Provider) ReloadKeys(ctx context.Context) error {
 func (p *Provider) ProtectedResource() auth.ProtectedResource {
 	r := p.resource
 	r.RequiredScopes = slices.Clone(r.RequiredScopes)
+	r.DPoP.Algorithms = slices.Clone(r.DPoP.Algorithms)
+	r.DPoP.NonceSecret = slices.Clone(r.DPoP.NonceSecret)
 	return r
 }
 
@@ -355,6 +373,15 @@ func normalize(cfg Config) (*normalized, error) {
 	if err := c.checkAlgorithms(); err != nil {
 		return nil, err
 	}
+	if err := c.DPoP.Validate(); err != nil {
+		return nil, errors.New("descope: Config." + strings.TrimPrefix(err.Error(), "auth: "))
+	}
+	c.DPoP.Algorithms = slices.Clone(c.DPoP.Algorithms)
+	c.DPoP.NonceSecret = slices.Clone(c.DPoP.NonceSecret)
+	if c.DPoP.Mode == "" {
+		c.DPoP.Mode = auth.DPoPAllowed
+	}
+	c.resource.DPoP = c.DPoP
 
 	c.RequiredScopes = cleanList(c.RequiredScopes)
 	c.scopesSupported = cleanList(append(slices.Clone(c.ScopesSupported), c.RequiredScopes...))

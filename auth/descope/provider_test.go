@@ -2,10 +2,12 @@ package descope_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mcp-go-contrib/descope/auth"
 	"github.com/mcp-go-contrib/descope/auth/descope"
 )
 
@@ -111,6 +113,14 @@ func TestNewExplainsBadConfig(t *testing.T) {
 			`descope: Config.Algorithms: "none" is not allowed; use asymmetric algorithms only (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)`},
 		{"offline_access required", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", RequiredScopes: []string{"offline_access"}},
 			`descope: Config.RequiredScopes: "offline_access" cannot be required of every request; remove it`},
+		{"DPoP mode misspelled", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", DPoP: auth.DPoP{Mode: "require"}},
+			`descope: Config.DPoP.Mode: "require" is not "allowed", "required" or "disabled"`},
+		{"DPoP symmetric algorithm", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", DPoP: auth.DPoP{Algorithms: []string{"HS256"}}},
+			`descope: Config.DPoP.Algorithms: "HS256" is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA`},
+		{"DPoP negative window", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", DPoP: auth.DPoP{IATWindow: -time.Second}},
+			`descope: Config.DPoP.IATWindow: must not be negative; zero means 5 minutes`},
+		{"DPoP short nonce secret", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", DPoP: auth.DPoP{Nonces: true, NonceSecret: []byte("hunter2")}},
+			`descope: Config.DPoP.NonceSecret: must be at least 32 bytes`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,6 +139,8 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("DESCOPE_REQUIRED_SCOPES", "notes:read, mcp:tools")
 	t.Setenv("DESCOPE_SCOPES_SUPPORTED", "notes:read notes:write,,offline_access")
 	t.Setenv("DESCOPE_AUDIENCE", "https://mcp.example.com/mcp")
+	t.Setenv("DESCOPE_DPOP", " Required ")
+	t.Setenv("DESCOPE_DPOP_NONCES", "1")
 	cfg := descope.ConfigFromEnv()
 	assert.Equal(t, descope.Config{
 		WellKnownURL:    agenticURL,
@@ -138,6 +150,7 @@ func TestConfigFromEnv(t *testing.T) {
 		RequiredScopes:  []string{"notes:read", "mcp:tools"},
 		ScopesSupported: []string{"notes:read", "notes:write", "offline_access"},
 		Audience:        []string{"https://mcp.example.com/mcp"},
+		DPoP:            auth.DPoP{Mode: auth.DPoPRequired, Nonces: true},
 	}, cfg)
 	p, err := descope.New(cfg)
 	require.NoError(t, err)

@@ -32,6 +32,10 @@ type resourceMetadata struct {
 	BearerMethodsSupported []string `json:"bearer_methods_supported"`
 	ResourceName           string   `json:"resource_name,omitempty"`
 	ResourceDocumentation  string   `json:"resource_documentation,omitempty"`
+	// RFC 9728 §2: the proof algorithms accepted, and whether every token
+	// must be DPoP-bound.
+	DPoPAlgorithms    []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	DPoPBoundRequired bool     `json:"dpop_bound_access_tokens_required,omitempty"`
 }
 
 func (p *Provider) buildRoutes(c *normalized) []auth.Route {
@@ -42,6 +46,8 @@ func (p *Provider) buildRoutes(c *normalized) []auth.Route {
 		BearerMethodsSupported: []string{"header"},
 		ResourceName:           c.ResourceName,
 		ResourceDocumentation:  c.ResourceDocumentation,
+		DPoPAlgorithms:         c.DPoP.AlgorithmsSupported(),
+		DPoPBoundRequired:      c.DPoP.Mode == auth.DPoPRequired,
 	})
 	if err != nil {
 		panic("descope: cannot encode resource metadata: " + err.Error()) // only strings: cannot happen

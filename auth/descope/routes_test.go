@@ -1,6 +1,7 @@
 package descope_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +29,30 @@ func get(t *testing.T, method, url string) (*http.Response, string) {
 	return resp, string(b)
 }
 
+// TestResourceMetadataDPoP: the metadata says what the middleware
+// enforces, in each DPoP mode.
+func TestResourceMetadataDPoP(t *testing.T) {
+	head := `{"resource":"https://mcp.example.com/mcp","authorization_servers":["%s"],"bearer_methods_supported":["header"]`
+	tests := []struct {
+		name string
+		dpop auth.DPoP
+		tail string
+	}{
+		{"allowed, two algorithms", auth.DPoP{Algorithms: []string{"EdDSA", "ES256"}},
+			`,"dpop_signing_alg_values_supported":["EdDSA","ES256"]}`},
+		{"required", auth.DPoP{Mode: auth.DPoPRequired, Algorithms: []string{"ES256"}},
+			`,"dpop_signing_alg_values_supported":["ES256"],"dpop_bound_access_tokens_required":true}`},
+		{"disabled", auth.DPoP{Mode: auth.DPoPDisabled, Algorithms: []string{"ES256"}}, `}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, descope.Config{DPoP: tt.dpop})
+			_, body := get(t, http.MethodGet, f.srv.URL+"/.well-known/oauth-protected-resource/mcp")
+			assert.Equal(t, fmt.Sprintf(head, f.ds.AgenticIssuer())+tt.tail, body)
+		})
+	}
+}
+
 func TestProtectedResourceMetadata(t *testing.T) {
 	f := newFixture(t, descope.Config{
 		RequiredScopes:        []string{"mcp:tools"},
@@ -37,7 +62,8 @@ func TestProtectedResourceMetadata(t *testing.T) {
 	})
 	want := `{"resource":"https://mcp.example.com/mcp","authorization_servers":["` + f.ds.AgenticIssuer() +
 		`"],"scopes_supported":["notes:read","mcp:tools"],"bearer_methods_supported":["header"],` +
-		`"resource_name":"Notes","resource_documentation":"https://docs.example.com/notes"}`
+		`"resource_name":"Notes","resource_documentation":"https://docs.example.com/notes",` +
+		`"dpop_signing_alg_values_supported":["RS256","RS384","RS512","PS256","PS384","PS512","ES256","ES384","ES512","EdDSA"]}`
 	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
 		t.Run(path, func(t *testing.T) {
 			resp, body := get(t, http.MethodGet, f.srv.URL+path)

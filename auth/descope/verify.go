@@ -70,6 +70,7 @@ const (
 	reasonRefreshToken = "refresh_token"
 	reasonCritical     = "critical_header"
 	reasonNoKeys       = "no_keys"
+	reasonBinding      = "binding"
 )
 
 var (
@@ -238,6 +239,10 @@ func (p *Provider) claimsOf(raw jwt.MapClaims) (*auth.Claims, error) {
 		}
 	}
 
+	if c.KeyThumbprint, err = keyBinding(raw); err != nil {
+		return nil, err
+	}
+
 	d := &Claims{Claims: c}
 	if d.Roles, err = stringList(raw, "roles"); err != nil {
 		return nil, err
@@ -257,6 +262,32 @@ func (p *Provider) claimsOf(raw jwt.MapClaims) (*auth.Claims, error) {
 	}
 	c.Extra = d
 	return c, nil
+}
+
+// keyBinding returns the thumbprint of the key a token is bound to
+// (cnf.jkt, RFC 9449 §6.1), or "" for a bearer token. A cnf this library
+// cannot check (another confirmation method, such as an mTLS certificate
+// hash) refuses the token rather than letting it pass as a bearer token.
+func keyBinding(raw jwt.MapClaims) (string, error) {
+	v, present := raw["cnf"]
+	if !present {
+		return "", nil
+	}
+	cnf, ok := v.(map[string]any)
+	if !ok {
+		return "", auth.Invalid(reasonClaimType, errors.New("cnf is not an object"))
+	}
+	jkt, ok := cnf["jkt"].(string)
+	if !ok || len(cnf) != 1 {
+		return "", auth.Invalid(reasonBinding, errors.New("cnf is not exactly a jkt"))
+	}
+	// A base64url SHA-256 hash: 43 characters, no padding.
+	if len(jkt) != 43 || strings.IndexFunc(jkt, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) >= 0 {
+		return "", auth.Invalid(reasonBinding, errors.New("cnf.jkt is not a SHA-256 thumbprint"))
+	}
+	return jkt, nil
 }
 
 func (p *Provider) acceptsIssuer(iss string) bool {
