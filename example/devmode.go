@@ -10,6 +10,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcp-go-contrib/descope/auth"
 	"github.com/mcp-go-contrib/descope/auth/descope"
 	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
 )
@@ -76,8 +77,13 @@ func printDevBanner(w io.Writer, ds *descopetest.Server, p *descope.Provider) {
 	fmt.Fprintln(w, "notes: token (notes:read only):         "+readOnly)
 	fmt.Fprintln(w, "notes: tools: whoami, list_notes, write_note (needs "+scopeWrite+"), tenant_report (needs "+
 		permReportsRead+" in the tenant); notes_stats (needs the "+roleAdmin+" role) is hidden from the dev user.")
-	fmt.Fprintln(w, "notes: try:")
-	fmt.Fprintln(w, "  "+curlCommand(endpoint, full, "whoami", "{}"))
+	if p.ProtectedResource().DPoP.Mode == auth.DPoPRequired {
+		fmt.Fprintln(w, "notes: DPoP is required (DESCOPE_DPOP=required): the tokens above are bearer tokens and are refused.")
+		fmt.Fprintln(w, "notes: a client must get a DPoP-bound token through the OAuth flow and send a proof with every request.")
+	} else {
+		fmt.Fprintln(w, "notes: try:")
+		fmt.Fprintln(w, "  "+curlCommand(endpoint, full, "whoami", "{}"))
+	}
 	fmt.Fprintln(w, "notes: MCP Inspector: npx @modelcontextprotocol/inspector, transport \"Streamable HTTP\", URL "+
 		endpoint+" (OAuth through the fake Descope), or paste a token above as a Bearer header.")
 }

@@ -46,6 +46,12 @@
 //	                         "true" also accepts tokens whose "aud" is the project ID (off by
 //	                         default; risky: such a token may have been issued to any app of
 //	                         the project)
+//	DESCOPE_DPOP             "allowed" (default: bearer and DPoP-bound tokens), "required" (only
+//	                         DPoP-bound tokens with a proof: a stolen token is useless without
+//	                         the client's key) or "disabled" (bearer tokens only). A token bound
+//	                         to a key is never accepted as a bearer token.
+//	DESCOPE_DPOP_NONCES      "true" makes DPoP proofs carry a nonce this server issued; replicas
+//	                         agree on nonces when they share MCP_SESSION_SECRET
 //	MCP_ALLOWED_ORIGINS      browser origins allowed besides MCP_SERVER_URL's, comma-separated
 //	                         (dev mode adds http://localhost:*, http://127.0.0.1:*, http://[::1]:*)
 //	MCP_SESSION_SECRET       the key, at least 32 bytes, that binds each MCP session to the
@@ -75,6 +81,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -128,6 +136,10 @@ func run() error {
 	secret, err := sessionSecret()
 	if err != nil {
 		return err
+	}
+	if secret != nil && cfg.DPoP.Nonces {
+		// Replicas sharing the session secret must agree on nonces too.
+		cfg.DPoP.NonceSecret = nonceSecret(secret)
 	}
 
 	dev := devMode()
@@ -251,6 +263,14 @@ func splitEnv(name string) []string {
 		}
 	}
 	return out
+}
+
+// nonceSecret derives the DPoP nonce key from the session secret, so that
+// one configured secret serves both without either MAC keyed like the other.
+func nonceSecret(sessionSecret []byte) []byte {
+	m := hmac.New(sha256.New, sessionSecret)
+	m.Write([]byte("notes example: DPoP nonce key"))
+	return m.Sum(nil)
 }
 
 // sessionSecret reads MCP_SESSION_SECRET. Unset or empty means nil, for

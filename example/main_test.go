@@ -630,6 +630,35 @@ func TestDevMode(t *testing.T) {
 	p.terminate(t)
 }
 
+// TestDevModeDPoPRequired: with DESCOPE_DPOP=required the banner says the
+// printed bearer tokens are refused, they are (with a DPoP challenge), and
+// the resource metadata tells clients bound tokens are required.
+func TestDevModeDPoPRequired(t *testing.T) {
+	addr := freeAddr(t)
+	base := "http://" + addr
+	p := startNotes(t, childEnv("ADDR="+addr, "MCP_SERVER_URL="+base, "DESCOPE_DPOP=required", "DESCOPE_DPOP_NONCES=true"))
+	full := lastField(p.waitLine(t, "notes: token (notes:read notes:write):"))
+	assert.Contains(t, p.waitLine(t, "notes: DPoP is required"), "refused")
+
+	resp, body := rpc(t, base+"/mcp", full, "tools/call", "whoami", nil)
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, string(body))
+	assert.Equal(t, []string{`DPoP algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA", error="invalid_token", ` +
+		`error_description="This endpoint accepts only DPoP-bound access tokens, sent with the DPoP scheme and a DPoP proof.", ` +
+		`resource_metadata="` + base + `/.well-known/oauth-protected-resource/mcp"`}, resp.Header.Values("WWW-Authenticate"))
+
+	prm, err := http.Get(base + "/.well-known/oauth-protected-resource/mcp")
+	require.NoError(t, err)
+	defer prm.Body.Close()
+	var doc struct {
+		Algs     []string `json:"dpop_signing_alg_values_supported"`
+		Required bool     `json:"dpop_bound_access_tokens_required"`
+	}
+	require.NoError(t, json.NewDecoder(prm.Body).Decode(&doc))
+	assert.True(t, doc.Required)
+	assert.Contains(t, doc.Algs, "ES256")
+	p.terminate(t)
+}
+
 func lastField(line string) string {
 	f := strings.Fields(line)
 	return f[len(f)-1]
