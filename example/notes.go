@@ -150,6 +150,9 @@ type identity struct {
 	Permissions   []string                  `json:"permissions"`
 	Tenants       map[string]descope.Tenant `json:"tenants"`
 	CurrentTenant string                    `json:"current_tenant"`
+	// DPoPKey is the thumbprint of the key the token is bound to, when the
+	// client uses DPoP.
+	DPoPKey string `json:"dpop_jkt,omitempty"`
 }
 
 func whoami(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -165,6 +168,7 @@ func whoami(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, er
 		Permissions:   orEmpty(c.Permissions),
 		Tenants:       c.Tenants,
 		CurrentTenant: c.CurrentTenant,
+		DPoPKey:       c.KeyThumbprint,
 	}
 	if id.Tenants == nil {
 		id.Tenants = map[string]descope.Tenant{}

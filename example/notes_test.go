@@ -80,6 +80,12 @@ func TestWhoamiShape(t *testing.T) {
 	text, isErr = call(t, whoami, bare.ctx(t, map[string]any{}), nil)
 	require.False(t, isErr, text)
 	assert.JSONEq(t, `{"sub":"U2bare","client_id":"descopetest-client","scopes":[],"roles":[],"permissions":[],"tenants":{},"current_tenant":""}`, text)
+
+	// A DPoP-bound token shows its key.
+	jkt := "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	text, isErr = call(t, whoami, bare.ctx(t, map[string]any{"cnf": map[string]any{"jkt": jkt}}), nil)
+	require.False(t, isErr, text)
+	assert.JSONEq(t, `{"sub":"U2bare","client_id":"descopetest-client","scopes":[],"roles":[],"permissions":[],"tenants":{},"current_tenant":"","dpop_jkt":"`+jkt+`"}`, text)
 }
 
 func TestToolsRefuseUnauthenticatedContext(t *testing.T) {
