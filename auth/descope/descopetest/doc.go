@@ -26,6 +26,16 @@
 // [Server.Mint], which signs a token with the current key and lets each
 // claim be overridden or removed.
 //
+// DPoP (RFC 9449) works as at Descope: a token request with a DPoP proof is
+// first refused with use_dpop_nonce and a DPoP-Nonce header, and once the
+// proof carries the nonce the access token is bound to the proof's key
+// (cnf.jkt, token_type "DPoP"); an authorization request may name the key
+// with dpop_jkt, and a public client's refresh token needs a proof by the
+// same key. On the client side, [NewDPoPKey] makes a key whose
+// [DPoPKey.Transport] turns any HTTP client into a DPoP client, nonce
+// retries included; [DPoPKey.Proof] makes single proofs and
+// [Server.MintBound] mints bound tokens for unit tests.
+//
 // Resilience tests can make the key set and the metadata endpoints fail with
 // [Server.SetJWKSFault] and [Server.SetMetadataFault], slow the key set down
 // with [Server.SetJWKSDelay], and count the requests the endpoints received.

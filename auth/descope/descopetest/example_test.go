@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/mcp-go-contrib/descope/auth"
+	"github.com/mcp-go-contrib/descope/auth/descope"
 	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
 )
 
@@ -117,3 +121,59 @@ func fetchKeySet(client *http.Client, url string) (map[string]*rsa.PublicKey, er
 	}
 	return keys, nil
 }
+
+// This example tests a server that requires DPoP: a token bound to the
+// client's key, minted without the OAuth flow, works through the key's
+// transport, which sends it with the DPoP scheme and a fresh proof on every
+// request; the same token sent as a plain bearer token is refused.
+func ExampleDPoPKey_Transport() {
+	idp := descopetest.NewServer()
+	defer idp.Close()
+	p, err := descope.New(descope.Config{
+		WellKnownURL: idp.WellKnownURL(),
+		ServerURL:    "http://127.0.0.1:8080", // the public URL proofs are made for
+		DPoP:         auth.DPoP{Mode: auth.DPoPRequired},
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	for !p.KeyStatus().Loaded {
+		time.Sleep(time.Millisecond)
+	}
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := auth.ClaimsFromContext(r.Context())
+		fmt.Fprintln(w, "hello,", c.Subject)
+	})
+	handler := auth.Handler(p, hello)
+
+	key := descopetest.NewDPoPKey()
+	token := idp.MintBound(map[string]any{"aud": p.ProtectedResource().URL}, key)
+	// A transport that answers in process, at the URL the server knows.
+	local := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, r)
+		return rec.Result(), nil
+	})
+	for _, c := range []*http.Client{{Transport: key.Transport(local)}, {Transport: local}} {
+		req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:8080/mcp", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	// Output:
+	// 200 hello, U2defaultuser000000000000000
+	// 401 {"error":"invalid_token","error_description":"This endpoint accepts only DPoP-bound access tokens, sent with the DPoP scheme and a DPoP proof."}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

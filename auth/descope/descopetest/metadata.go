@@ -21,6 +21,7 @@ type metadata struct {
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
 	ScopesSupported                   []string `json:"scopes_supported"`
 	ClaimsSupported                   []string `json:"claims_supported"`
+	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // clientAuthMethods are the client authentication methods the token
@@ -52,6 +53,7 @@ func (s *Server) metadataFor(projectLevel bool) metadata {
 		RevocationEndpointAuthMethods:     clientAuthMethods,
 		ScopesSupported:                   nonNil(s.scopes),
 		ClaimsSupported:                   []string{"iss", "aud", "iat", "exp", "sub", "name", "email"},
+		DPoPSigningAlgValuesSupported:     dpopAlgorithms,
 	}
 }
 

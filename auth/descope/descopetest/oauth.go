@@ -53,6 +53,7 @@ type authCode struct {
 	resources     []string
 	user          User
 	expires       time.Time
+	jkt           string // dpop_jkt: the key the token request must prove
 }
 
 // grant is what a refresh token stands for.
@@ -62,6 +63,7 @@ type grant struct {
 	resources []string
 	user      User
 	expires   time.Time
+	jkt       string // a public client's DPoP key: refreshes must prove it
 }
 
 // clientMetadata is the client metadata of dynamic client registration
@@ -298,6 +300,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if q.Has("scope") {
 		scope = normalizeScope(q.Get("scope"))
 	}
+	jkt, e := dpopJKT(q)
+	if e != nil {
+		fail(e)
+		return
+	}
 
 	code := randomToken()
 	ac := &authCode{
@@ -309,6 +316,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		resources:     slices.Clone(resources),
 		user:          s.currentUser(),
 		expires:       s.now().Add(codeLifetime),
+		jkt:           jkt,
 	}
 	s.mu.Lock()
 	s.codes[code] = ac
@@ -362,15 +370,19 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	jkt, e := s.checkDPoP(w, r)
+	if e != nil {
+		e.write(w)
+		return
+	}
 	var resp *tokenResponse
-	var e *oauthError
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "":
 		e = errorf("invalid_request", "grant_type is required")
 	case grantAuthorizationCode:
-		resp, e = s.redeemCode(c, r.PostForm)
+		resp, e = s.redeemCode(c, r.PostForm, jkt)
 	case grantRefreshToken:
-		resp, e = s.redeemRefreshToken(c, r.PostForm)
+		resp, e = s.redeemRefreshToken(c, r.PostForm, jkt)
 	default:
 		e = errorf("unsupported_grant_type", "grant_type %q is not supported", gt)
 	}
@@ -429,8 +441,9 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*cl
 	return c, nil
 }
 
-// redeemCode carries out the authorization code grant.
-func (s *Server) redeemCode(c *client, form url.Values) (*tokenResponse, *oauthError) {
+// redeemCode carries out the authorization code grant; jkt is the
+// thumbprint of the request's DPoP key, or "".
+func (s *Server) redeemCode(c *client, form url.Values, jkt string) (*tokenResponse, *oauthError) {
 	code := form.Get("code")
 	if code == "" {
 		return nil, errorf("invalid_request", "code is required")
@@ -465,13 +478,20 @@ func (s *Server) redeemCode(c *client, form url.Values) (*tokenResponse, *oauthE
 	if res := form["resource"]; len(res) > 0 && !sameSet(res, ac.resources) {
 		return nil, errorf("invalid_target", "resource does not match the authorization request")
 	}
+	if ac.jkt != "" && ac.jkt != jkt {
+		return nil, errorf("invalid_grant", "the DPoP proof's key is not the dpop_jkt of the authorization request")
+	}
 	g := &grant{clientID: c.id, scope: ac.scope, resources: ac.resources, user: ac.user}
-	return s.issue(c, ac.user, ac.scope, ac.resources, g), nil
+	if c.secret == "" {
+		// RFC 9449 §5: a public client's refresh token is bound to its key.
+		g.jkt = jkt
+	}
+	return s.issue(c, ac.user, ac.scope, ac.resources, g, jkt), nil
 }
 
 // redeemRefreshToken carries out the refresh token grant. The refresh
 // token is replaced by a new one; a request that fails leaves it usable.
-func (s *Server) redeemRefreshToken(c *client, form url.Values) (*tokenResponse, *oauthError) {
+func (s *Server) redeemRefreshToken(c *client, form url.Values, jkt string) (*tokenResponse, *oauthError) {
 	if !c.allows(grantRefreshToken) {
 		return nil, errorf("unauthorized_client", "the client did not register the refresh_token grant")
 	}
@@ -481,7 +501,7 @@ func (s *Server) redeemRefreshToken(c *client, form url.Values) (*tokenResponse,
 	}
 	now := s.now()
 	s.mu.Lock()
-	g, e := checkRefresh(s.refreshTokens[token], c, now, form)
+	g, e := checkRefresh(s.refreshTokens[token], c, now, form, jkt)
 	if e == nil || e.expired {
 		delete(s.refreshTokens, token)
 	}
@@ -497,7 +517,7 @@ func (s *Server) redeemRefreshToken(c *client, form url.Values) (*tokenResponse,
 	if res := form["resource"]; len(res) > 0 {
 		resources = res
 	}
-	return s.issue(c, g.user, scope, resources, g), nil
+	return s.issue(c, g.user, scope, resources, g, jkt), nil
 }
 
 // refreshError is a failed refresh; expired tells that the refresh token
@@ -509,7 +529,7 @@ type refreshError struct {
 
 // checkRefresh checks a refresh request for the grant g at time now. It
 // narrows the scope and resources only within what g holds.
-func checkRefresh(g *grant, c *client, now time.Time, form url.Values) (*grant, *refreshError) {
+func checkRefresh(g *grant, c *client, now time.Time, form url.Values, jkt string) (*grant, *refreshError) {
 	switch {
 	case g == nil:
 		return nil, &refreshError{oauthError: errorf("invalid_grant", "unknown, revoked or already used refresh token")}
@@ -517,6 +537,8 @@ func checkRefresh(g *grant, c *client, now time.Time, form url.Values) (*grant, 
 		return nil, &refreshError{oauthError: errorf("invalid_grant", "refresh token was issued to another client")}
 	case !now.Before(g.expires):
 		return nil, &refreshError{oauthError: errorf("invalid_grant", "refresh token expired"), expired: true}
+	case g.jkt != "" && g.jkt != jkt:
+		return nil, &refreshError{oauthError: errorf("invalid_grant", "the refresh token is bound to another DPoP key")}
 	}
 	if form.Has("scope") {
 		granted := strings.Fields(g.scope)
@@ -539,14 +561,19 @@ func checkRefresh(g *grant, c *client, now time.Time, form url.Values) (*grant, 
 // holds the scope and resources that later refreshes may ask for. The
 // token's aud is the resources the client named (RFC 8707), else the MCP
 // Server URL, as Descope binds tokens to the console's MCP Server URL.
-func (s *Server) issue(c *client, u User, scope string, resources []string, g *grant) *tokenResponse {
+func (s *Server) issue(c *client, u User, scope string, resources []string, g *grant, jkt string) *tokenResponse {
 	aud := slices.Clone(resources)
 	if len(aud) == 0 {
 		aud = s.defaultAudience()
 	}
+	claims, tokenType := s.accessClaims(u, c.id, scope, aud), "Bearer"
+	if jkt != "" {
+		claims["cnf"] = map[string]any{"jkt": jkt}
+		tokenType = "DPoP"
+	}
 	resp := &tokenResponse{
-		AccessToken: s.sign(nil, s.accessClaims(u, c.id, scope, aud)),
-		TokenType:   "Bearer",
+		AccessToken: s.sign(nil, claims),
+		TokenType:   tokenType,
 		ExpiresIn:   s.expiresIn(),
 		Scope:       scope,
 	}

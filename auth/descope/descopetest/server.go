@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcp-go-contrib/descope/auth/dpop"
 )
 
 // Defaults used by [NewServer] when no option overrides them.
@@ -216,6 +218,9 @@ type Server struct {
 	clients       map[string]*client
 	codes         map[string]*authCode
 	refreshTokens map[string]*grant
+
+	proofs *dpop.Verifier // DPoP proofs at the token endpoint
+	nonces *tokenNonces
 }
 
 // NewServer starts a fake Descope identity provider and returns it. It
@@ -259,6 +264,12 @@ func NewServer(opts ...Option) *Server {
 		clients:       make(map[string]*client),
 		codes:         make(map[string]*authCode),
 		refreshTokens: make(map[string]*grant),
+	}
+	s.nonces = &tokenNonces{now: cfg.now, m: make(map[string]time.Time)}
+	var err error
+	s.proofs, err = dpop.NewVerifier(dpop.Options{Algorithms: dpopAlgorithms, Nonce: s.nonces.valid, Now: cfg.now})
+	if err != nil {
+		panic("descopetest: " + err.Error()) // fixed options
 	}
 	s.projectLevel.Store(cfg.projectLevel)
 	s.RotateKey()

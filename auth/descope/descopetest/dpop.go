@@ -1,0 +1,265 @@
+package descopetest
+
+// dpop.go is DPoP (RFC 9449) on both sides of the fake: the token endpoint
+// binds tokens to the key of a proof, with nonces as Descope asks for them,
+// and DPoPKey is the client's key, with a transport that signs every
+// request with it.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcp-go-contrib/descope/auth/dpop"
+)
+
+// nonceLifetime is how long a nonce of the token endpoint stays good.
+const nonceLifetime = 5 * time.Minute
+
+// maxNonces bounds the nonces remembered at once.
+const maxNonces = 4096
+
+// dpopAlgorithms are the proof algorithms Descope accepts.
+var dpopAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// tokenNonces are the nonces the token endpoint has handed out.
+type tokenNonces struct {
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]time.Time // nonce → expiry
+}
+
+// issue returns a fresh nonce. When the map is full of live nonces, some
+// go at random: a client holding one is asked again.
+func (n *tokenNonces) issue() string {
+	now := n.now()
+	v := randomToken()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.m) >= maxNonces {
+		for k, exp := range n.m {
+			if !now.Before(exp) || len(n.m) >= maxNonces {
+				delete(n.m, k)
+			}
+		}
+	}
+	n.m[v] = now.Add(nonceLifetime)
+	return v
+}
+
+func (n *tokenNonces) valid(_ context.Context, v string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	exp, ok := n.m[v]
+	return ok && n.now().Before(exp)
+}
+
+// checkDPoP checks the DPoP proof of a token request, if it has one, and
+// returns the thumbprint to bind the token to ("" without a proof). Like
+// Descope, it answers a proof without a current nonce with use_dpop_nonce
+// and a DPoP-Nonce header; the request has then changed nothing (an
+// authorization code is not spent), so the client can retry with the
+// nonce.
+func (s *Server) checkDPoP(w http.ResponseWriter, r *http.Request) (string, *oauthError) {
+	proofs := r.Header.Values("DPoP")
+	switch len(proofs) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", errorf("invalid_dpop_proof", "more than one DPoP header")
+	}
+	p, err := s.proofs.Verify(r.Context(), proofs[0], dpop.Request{Method: r.Method, URL: s.base + r.URL.Path})
+	switch {
+	case errors.Is(err, dpop.ErrUseNonce):
+		w.Header().Set("DPoP-Nonce", s.nonces.issue())
+		return "", errorf("use_dpop_nonce", "Authorization server requires nonce in DPoP proof")
+	case err != nil:
+		return "", errorf("invalid_dpop_proof", "%v", err)
+	}
+	return p.Thumbprint, nil
+}
+
+// MintBound is [Server.Mint] for a token bound to key: it carries cnf.jkt,
+// key's thumbprint, as tokens issued for a DPoP proof do. Send it as
+// "Authorization: DPoP <token>" with a proof from key.
+func (s *Server) MintBound(claims map[string]any, key *DPoPKey) string {
+	c := map[string]any{"cnf": map[string]any{"jkt": key.Thumbprint()}}
+	for k, v := range claims {
+		c[k] = v
+	}
+	return s.Mint(c)
+}
+
+// DPoPKey is a client's proof-of-possession key (ECDSA P-256, proofs signed
+// ES256), made at run time. It makes proofs, and a transport that sends
+// every request with one. It is safe for concurrent use.
+type DPoPKey struct {
+	key   *ecdsa.PrivateKey
+	thumb string
+
+	mu     sync.Mutex
+	nonces map[string]string // origin → its last DPoP-Nonce
+}
+
+// NewDPoPKey generates a key.
+func NewDPoPKey() *DPoPKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic("descopetest: cannot generate a P-256 key: " + err.Error()) // crypto/rand does not fail
+	}
+	thumb, err := dpop.Thumbprint(k.Public())
+	if err != nil {
+		panic("descopetest: " + err.Error()) // a P-256 key always has one
+	}
+	return &DPoPKey{key: k, thumb: thumb, nonces: make(map[string]string)}
+}
+
+// Thumbprint is the key's RFC 7638 thumbprint: the cnf.jkt of a token
+// bound to it, and the value of an authorization request's dpop_jkt.
+func (k *DPoPKey) Thumbprint() string { return k.thumb }
+
+// Proof returns a fresh proof for a request: method and url (htm, htu),
+// the access token it comes with ("" at a token endpoint) and the server's
+// last nonce ("" for none).
+func (k *DPoPKey) Proof(method, url, accessToken, nonce string) string {
+	p, err := dpop.NewProof(k.key, dpop.ProofClaims{Method: method, URL: url, AccessToken: accessToken, Nonce: nonce})
+	if err != nil {
+		panic("descopetest: " + err.Error()) // an ES256 proof of our own key cannot fail
+	}
+	return p
+}
+
+// Transport returns a RoundTripper (over base, or http.DefaultTransport when
+// nil) that makes any HTTP client speak DPoP with k: every request gets a
+// fresh DPoP header; a request with "Authorization: Bearer <token>" is sent
+// as "Authorization: DPoP <token>" with the token's hash in the proof (one
+// already in the DPoP scheme keeps it); the last DPoP-Nonce of each origin
+// goes into later proofs; and a use_dpop_nonce answer (a 401 DPoP challenge
+// or a 400 token error) that brings a nonce is retried once with it.
+//
+// With it, an OAuth client that knows nothing of DPoP gets bound tokens at
+// the fake's token endpoint and uses them at a DPoP-protected server.
+func (k *DPoPKey) Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &dpopTransport{k: k, base: base}
+}
+
+type dpopTransport struct {
+	k    *DPoPKey
+	base http.RoundTripper
+}
+
+func (t *dpopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	body, err := replayableBody(req)
+	if err != nil {
+		return nil, err
+	}
+	origin := req.URL.Scheme + "://" + req.URL.Host
+	resp, err := t.send(req, body, t.k.nonce(origin))
+	if err != nil {
+		return nil, err
+	}
+	t.k.remember(origin, resp)
+	if !askedForNonce(resp) {
+		return resp, nil
+	}
+	// Retry once with the nonce just handed out.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	resp, err = t.send(req, body, t.k.nonce(origin))
+	if err == nil {
+		t.k.remember(origin, resp)
+	}
+	return resp, err
+}
+
+// send sends a clone of req with body and a proof carrying nonce.
+func (t *dpopTransport) send(req *http.Request, body []byte, nonce string) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	if body != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	var token string
+	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok &&
+		(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) {
+		token = strings.TrimLeft(tok, " ")
+		r.Header.Set("Authorization", "DPoP "+token)
+	}
+	u := *r.URL
+	u.RawQuery, u.Fragment = "", ""
+	r.Header.Set("DPoP", t.k.Proof(r.Method, u.String(), token, nonce))
+	return t.base.RoundTrip(r)
+}
+
+// replayableBody reads req's body so that it can be sent twice.
+func replayableBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, nil
+	}
+	defer req.Body.Close()
+	return io.ReadAll(req.Body)
+}
+
+func (k *DPoPKey) nonce(origin string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.nonces[origin]
+}
+
+func (k *DPoPKey) remember(origin string, resp *http.Response) {
+	if n := resp.Header.Get("DPoP-Nonce"); n != "" {
+		k.mu.Lock()
+		k.nonces[origin] = n
+		k.mu.Unlock()
+	}
+}
+
+// askedForNonce reports whether resp refuses a proof for want of a nonce
+// and brings one: a 401 whose DPoP challenge says use_dpop_nonce (RFC 9449
+// §9), or a 400 token error use_dpop_nonce (§8). A 400's body is read and
+// put back.
+func askedForNonce(resp *http.Response) bool {
+	if resp.Header.Get("DPoP-Nonce") == "" {
+		return false
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		for _, c := range resp.Header.Values("WWW-Authenticate") {
+			if strings.HasPrefix(strings.ToLower(c), "dpop ") && strings.Contains(c, `error="use_dpop_nonce"`) {
+				return true
+			}
+		}
+	case http.StatusBadRequest:
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		return err == nil && bytes.Contains(b, []byte(`"use_dpop_nonce"`))
+	}
+	return false
+}
+
+// dpopJKT reads the dpop_jkt of an authorization request: "" when absent,
+// or an error when it is not a SHA-256 thumbprint.
+func dpopJKT(q url.Values) (string, *oauthError) {
+	v := q.Get("dpop_jkt")
+	if v == "" {
+		return "", nil
+	}
+	if len(v) != 43 || strings.Trim(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return "", errorf("invalid_request", "dpop_jkt is not a base64url SHA-256 thumbprint")
+	}
+	return v, nil
+}
