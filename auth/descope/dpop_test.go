@@ -103,8 +103,8 @@ func newDPoPEnvWith(t *testing.T, ds *descopetest.Server, d auth.DPoP) *dpopEnv 
 type reasonHandler struct{ e *dpopEnv }
 
 func (h reasonHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h reasonHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h reasonHandler) WithGroup(string) slog.Handler           { return h }
+func (h reasonHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h reasonHandler) WithGroup(string) slog.Handler            { return h }
 func (h reasonHandler) Handle(_ context.Context, r slog.Record) error {
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == "reason" {
