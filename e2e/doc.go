@@ -3,7 +3,10 @@
 // sign in through the whole OAuth flow (protected-resource metadata,
 // authorization-server metadata, dynamic client registration, PKCE
 // authorization, token exchange) against a fake Descope, then call a tool on
-// an mcp-go server protected by the library.
+// an mcp-go server protected by the library. One test runs the example
+// server as its own process with DPoP required, and signs in with mcp-go's
+// client speaking DPoP through descopetest's key (nonces at the token
+// endpoint and at the MCP server included).
 //
 // It is a module of its own so that its test-only dependencies (the Go SDK,
 // and the npm packages under node/) never reach the library's users.
