@@ -28,7 +28,7 @@ lint:
 build:
 	$(GO) build ./...
 
-## run: start the example server (dev mode when no DESCOPE_* variable is set)
+## run: start the example server (dev mode when no Descope project is configured)
 run:
 	$(GO) run ./example
 

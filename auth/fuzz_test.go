@@ -74,6 +74,8 @@ func FuzzBearerToken(f *testing.F) {
 		{"Bearer abc", 2, DefaultMaxHeaderBytes},
 		{"Bearer abc", 1, 10},
 		{"Bearer abc", 1, 9},
+		{"DPoP abc", 1, DefaultMaxHeaderBytes},
+		{"dpop  abc=", 1, DefaultMaxHeaderBytes},
 		{"Bearer abc", 1, 0},
 		{"Bearer abc", 1, -1},
 		{"", 1, DefaultMaxHeaderBytes},

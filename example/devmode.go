@@ -43,11 +43,11 @@ func checkDevAddresses(serverURL, addr string) error {
 		return fmt.Errorf("ADDR %q: %w", addr, err)
 	}
 	if !isLoopback(host) {
-		return fmt.Errorf("dev mode (no DESCOPE_* variable is set) listens only on this machine, "+
+		return fmt.Errorf("dev mode (no Descope project is configured) listens only on this machine, "+
 			"but ADDR is %q; use 127.0.0.1:PORT, or set DESCOPE_CONFIG_URL", addr)
 	}
 	if u, err := url.Parse(serverURL); err != nil || !isLoopback(u.Hostname()) {
-		return fmt.Errorf("dev mode (no DESCOPE_* variable is set) serves only this machine, "+
+		return fmt.Errorf("dev mode (no Descope project is configured) serves only this machine, "+
 			"but MCP_SERVER_URL is %q; use http://localhost:PORT, or set DESCOPE_CONFIG_URL", serverURL)
 	}
 	return nil
@@ -70,7 +70,7 @@ func printDevBanner(w io.Writer, ds *descopetest.Server, p *descope.Provider) {
 	endpoint := p.ProtectedResource().URL
 	full := mintDevToken(ds, endpoint, scopeRead+" "+scopeWrite)
 	readOnly := mintDevToken(ds, endpoint, scopeRead)
-	fmt.Fprintln(w, "notes: DEV MODE — no DESCOPE_* variable is set, so a built-in fake Descope issues tokens. Do not use in production.")
+	fmt.Fprintln(w, "notes: DEV MODE — no Descope project is configured (DESCOPE_CONFIG_URL, DESCOPE_PROJECT_ID), so a built-in fake Descope issues tokens. Do not use in production.")
 	fmt.Fprintln(w, "notes: MCP endpoint   "+endpoint)
 	fmt.Fprintln(w, "notes: fake Descope   "+ds.Issuer())
 	fmt.Fprintln(w, "notes: token (notes:read notes:write):  "+full)
@@ -83,6 +83,9 @@ func printDevBanner(w io.Writer, ds *descopetest.Server, p *descope.Provider) {
 	} else {
 		fmt.Fprintln(w, "notes: try:")
 		fmt.Fprintln(w, "  "+curlCommand(endpoint, full, "whoami", "{}"))
+	}
+	if p.ProtectedResource().DPoP.Mode == auth.DPoPRequired {
+		return
 	}
 	fmt.Fprintln(w, "notes: MCP Inspector: npx @modelcontextprotocol/inspector, transport \"Streamable HTTP\", URL "+
 		endpoint+" (OAuth through the fake Descope), or paste a token above as a Bearer header.")

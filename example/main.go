@@ -10,7 +10,8 @@
 //
 //	go run ./example
 //
-// With no DESCOPE_* variable set, the server starts a built-in fake Descope
+// With no Descope project configured (DESCOPE_CONFIG_URL, DESCOPE_PROJECT_ID
+// and DESCOPE_BASE_URL all unset), the server starts a built-in fake Descope
 // on a loopback port, prints two ready-made access tokens and a curl command,
 // and accepts tokens only from that fake. Dev mode is for your own machine:
 // it refuses to start unless both ADDR and MCP_SERVER_URL are loopback
