@@ -190,7 +190,9 @@ func newDPoPGuard(d DPoP, resourceURL string, log *slog.Logger) *dpopGuard {
 // the current one.
 //
 // Cost: nothing for a bearer request; for a DPoP request one signature
-// check and a few small JSON decodes (BenchmarkMiddleware/dpop).
+// check and a few small JSON decodes (BenchmarkMiddleware, the
+// middleware+dpop+tools-call case: about 0.12 ms, nearly all of it the
+// signature).
 func (d *dpopGuard) check(w http.ResponseWriter, r *http.Request, token string, used credScheme, c *Claims) error {
 	bound := c.KeyThumbprint != ""
 	if !bound && c.Raw != nil {
