@@ -1,5 +1,5 @@
-// Package auth puts OAuth bearer-token authentication in front of an MCP
-// server built with github.com/mark3labs/mcp-go and served over streamable
+// Package auth puts OAuth access-token authentication (bearer and DPoP) in
+// front of an MCP server built with github.com/mark3labs/mcp-go and served over streamable
 // HTTP.
 //
 // The package is provider-neutral: an [AuthProvider] verifies tokens and
@@ -23,4 +23,10 @@
 // (RFC 9728), 403 insufficient_scope, and 503 with Retry-After while the
 // provider cannot verify any token. Bodies are JSON with fixed, generic
 // descriptions.
+//
+// Tokens bound to a client's key (RFC 9449 DPoP, cnf.jkt) are accepted only
+// with the DPoP scheme and a proof by that key, never as bearer tokens;
+// [ProtectedResource].DPoP says whether bearer tokens, bound tokens or both
+// are accepted (see [DPoP]). The proof checks are package
+// github.com/mcp-go-contrib/descope/auth/dpop.
 package auth
