@@ -46,6 +46,7 @@ bench:
 ## fuzz: each fuzz target for FUZZTIME (default 30s); seeds live in testdata/fuzz
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzBearerToken$$' -fuzztime $(FUZZTIME) ./auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzScanMessage$$' -fuzztime $(FUZZTIME) ./auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyToken$$' -fuzztime $(FUZZTIME) ./auth/descope/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyProof$$' -fuzztime $(FUZZTIME) ./auth/dpop/
 
@@ -53,7 +54,7 @@ fuzz:
 ## leaves no new crasher under testdata/fuzz is the fuzzing engine's own
 ## hiccup, not a finding, and gets one more try.
 fuzz-brief:
-	@for t in 'FuzzBearerToken ./auth/' 'FuzzVerifyToken ./auth/descope/' 'FuzzVerifyProof ./auth/dpop/'; do \
+	@for t in 'FuzzBearerToken ./auth/' 'FuzzScanMessage ./auth/' 'FuzzVerifyToken ./auth/descope/' 'FuzzVerifyProof ./auth/dpop/'; do \
 	  set -- $$t; \
 	  for try in 1 2; do \
 	    if $(GO) test -run '^$$' -fuzz "^$$1$$" -fuzztime 5s $$2; then break; fi; \

@@ -1,11 +1,15 @@
 package auth
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
 )
 
 // fuzzBearerRE is an independent statement of what credential must
@@ -155,6 +159,80 @@ func FuzzBearerToken(f *testing.F) {
 		}
 		if !strings.HasSuffix(value, token) || len(token) > len(value)-len(m[1])-1 {
 			t.Fatalf("%q: token %q is not the tail of the header", value, token)
+		}
+	})
+}
+
+// FuzzScanMessage checks the scan against encoding/json: on every valid
+// JSON body where the scan is sure, id, method, params and the repeated
+// flag are what encoding/json decodes, and params.name, params.uri and the
+// _meta protocol version are what encoding/json (for the version, mcp-go's
+// own reading) gives.
+func FuzzScanMessage(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"write_note","arguments":{"text":"buy milk"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`,
+		`{"id":null,"method":"ping"}`,
+		`{"ID":1,"Method":"tools/call","PARAMS":{"NAME":"a","name":"b"}}`,
+		`{"method":"tools/call","method":"prompts/get","params":{"name":"x\"}"}}`,
+		`{"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","IO.MODELCONTEXTPROTOCOL/PROTOCOLVERSION":"2025-11-25"}}}`,
+		`{"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"},"_META":null}}`,
+		`{"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"},"_meta":{}}}`,
+		`{"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":7}}}`,
+		`{"params":{"uri":"file:///a b","name":null}}`,
+		`{"method":"t\u006fols/call","params":{"n\u0061me":"x"}}`,
+		`{"params":{"name":"caf\u00e9","arguments":[1,{"a":"]}"},[]]}}`,
+		`{"params":[1,2],"method":"x"}`,
+		`{"params":"str","id":"a\"b"}`,
+		` { "id" : 1 , "method" : "ping" } `,
+		`{}`, `null`, `[]`, `"x"`, `{"a":1}x`, `{,"a":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := scanMessage(body)
+		if !ok || !json.Valid(body) {
+			return
+		}
+		ref := new(message)
+		if json.Unmarshal(body, ref) != nil {
+			// A type error (a method that is not a string): the scan
+			// must not have been sure.
+			t.Fatalf("scan accepted %q, which encoding/json refuses to decode", body)
+		}
+		if !bytes.Equal(fast.ID.raw, ref.ID.raw) || fast.Method != ref.Method ||
+			!bytes.Equal(fast.Params.raw, ref.Params.raw) || fast.Params.repeated != ref.Params.repeated {
+			t.Fatalf("%q: scan id %q method %q params %q (repeated %t); encoding/json id %q method %q params %q (repeated %t)",
+				body, fast.ID.raw, fast.Method, fast.Params.raw, fast.Params.repeated, ref.ID.raw, ref.Method, ref.Params.raw, ref.Params.repeated)
+		}
+		if fast.Params.repeated {
+			return // refused before anything reads params
+		}
+		var n struct {
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal(ref.Params.raw, &n)
+		var u struct {
+			URI string `json:"uri"`
+		}
+		_ = json.Unmarshal(ref.Params.raw, &u)
+		if got := fast.paramsName(); got != n.Name {
+			t.Fatalf("%q: params.name %q, encoding/json %q", body, got, n.Name)
+		}
+		if got := fast.paramsURI(); got != u.URI {
+			t.Fatalf("%q: params.uri %q, encoding/json %q", body, got, u.URI)
+		}
+		var wrapper struct {
+			Params struct {
+				Meta *mcp.Meta `json:"_meta"`
+			} `json:"params"`
+		}
+		want := ""
+		if json.Unmarshal(body, &wrapper) == nil {
+			want = wrapper.Params.Meta.ProtocolVersion()
+		}
+		if got := fast.metaVersion(); got != want {
+			t.Fatalf("%q: protocol version %q, mcp-go reads %q", body, got, want)
 		}
 	})
 }

@@ -115,17 +115,30 @@ func isASCII(b []byte) bool {
 // paramsName returns params.name (tools/call, prompts/get).
 func (m *message) paramsName() string {
 	if !m.decoded {
-		var p struct {
-			Name string `json:"name"`
-		}
-		_ = json.Unmarshal(m.Params.raw, &p) // unusable params name nothing
-		m.name, m.decoded = p.Name, true
+		m.name, m.decoded = m.paramsName1(), true
 	}
 	return m.name
 }
 
+// The params readers below take the scan's answer when it is sure, and
+// decode with encoding/json otherwise; unusable params name nothing.
+
+func (m *message) paramsName1() string {
+	if v, ok := scanStringMember(m.Params.raw, "name"); ok {
+		return v
+	}
+	var p struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(m.Params.raw, &p)
+	return p.Name
+}
+
 // paramsURI returns params.uri (resources/read).
 func (m *message) paramsURI() string {
+	if v, ok := scanStringMember(m.Params.raw, "uri"); ok {
+		return v
+	}
 	var p struct {
 		URI string `json:"uri"`
 	}
@@ -144,15 +157,32 @@ func (m *message) resourceURIs() []string {
 	return p.Notifications.ResourceSubscriptions
 }
 
-// metaVersion returns params._meta's protocol version.
+// metaVersion returns params._meta's protocol version exactly as mcp-go
+// reads it (detectRequestEra): the last _meta member (its name in any
+// case) replaces any before it, a null one clears it, and within it the
+// key io.modelcontextprotocol/protocolVersion is matched exactly, as a map
+// key; a value that is not a string is no version.
 func (m *message) metaVersion() string {
-	var p struct {
-		Meta struct {
-			ProtocolVersion string `json:"io.modelcontextprotocol/protocolVersion"`
-		} `json:"_meta"`
+	if len(m.Params.raw) == 0 {
+		return "" // what decoding nothing gives
 	}
-	_ = json.Unmarshal(m.Params.raw, &p)
-	return p.Meta.ProtocolVersion
+	if meta, found, ok := scanMember(m.Params.raw, "_meta"); ok {
+		switch {
+		case !found || string(meta) == "null":
+			return ""
+		default:
+			if v, ok := scanExactString(meta, mcp.MetaKeyProtocolVersion); ok {
+				return v
+			}
+		}
+	}
+	var p struct {
+		Meta *mcp.Meta `json:"_meta"`
+	}
+	if json.Unmarshal(m.Params.raw, &p) != nil {
+		return ""
+	}
+	return p.Meta.ProtocolVersion()
 }
 
 // readMessage reads the body of r (at most maxBytes, within wait), puts an
@@ -182,9 +212,12 @@ func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait ti
 		// decoding one would cost memory many times its size.
 		return nil, errBatch
 	}
-	m := new(message)
-	if json.Unmarshal(body, m) != nil {
-		return nil, nil
+	m, ok := scanMessage(body)
+	if !ok {
+		m = new(message)
+		if json.Unmarshal(body, m) != nil {
+			return nil, nil
+		}
 	}
 	if m.Params.repeated {
 		return nil, errRepeatedParams

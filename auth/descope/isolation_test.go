@@ -519,6 +519,11 @@ func TestCrossUserTable(t *testing.T) {
 		{"cancel with a null id, modern", "POST", modern, `{"jsonrpc":"2.0","id":null,"method":"notifications/cancelled","params":{"requestId":7,` + modernMeta + `}}`, 400, ""},
 		{"cancel alice's request ID outside a session", "POST", legacyHeaders(""), `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}`, 400, ""},
 		{"cancel alice's request ID in his own session", "POST", with(bob, nil), `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}`, 202, ""},
+		// mcp-go reads the version as an exact map key: a second spelling
+		// of the key must not make the middleware see a legacy message.
+		{"cancel in his own session, modern by the body, key spelled twice", "POST", with(bob, nil),
+			`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","IO.MODELCONTEXTPROTOCOL/PROTOCOLVERSION":"2025-11-25"}}}`, 400,
+			`{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Notifications are accepted only within the caller's own session."}}`},
 		{"resources/list", "POST", with(bob, nil), `{"jsonrpc":"2.0","id":3,"method":"resources/list"}`, 200, ""},
 		{"resources/templates/list", "POST", with(bob, nil), `{"jsonrpc":"2.0","id":3,"method":"resources/templates/list"}`, 200, ""},
 		{"resources/read of alice's resource", "POST", with(bob, nil), `{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"notes://alice/diary"}}`, 200, ""},
