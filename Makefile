@@ -38,7 +38,7 @@ run:
 ##   load:  a protected mcp-go server vs the same server unprotected, on loopback
 ##   memory: 1,000,000 invalid tokens and 100,000 valid ones against the cache bound
 bench:
-	$(GO) test -run '^$$' -bench 'BenchmarkVerify|BenchmarkMiddleware|BenchmarkPolicyHooks' -benchmem -count 5 ./auth/ ./auth/descope/
+	$(GO) test -run '^$$' -bench 'BenchmarkVerify|BenchmarkMiddleware|BenchmarkPolicyHooks|BenchmarkSessionUsable' -benchmem -count 5 ./auth/ ./auth/descope/
 	$(GO) test -run '^$$' -bench 'BenchmarkVerifyProof' -benchmem -benchtime 2000x -count 3 ./auth/dpop/
 	$(GO) test -run '^$$' -bench 'BenchmarkLoad' -benchtime 24000x -count 3 ./auth/descope/
 	$(GO) test -run '^$$' -bench 'BenchmarkMemory' -benchtime 1x ./auth/descope/

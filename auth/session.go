@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -197,6 +198,7 @@ func (b *binder) end(id, owner string, issued, now time.Time) {
 	}
 	b.byOwner[owner] = append(ids, id)
 	b.ended[id] = until
+	verified.forget(id) // after marking it ended: see sessionUsable
 	if len(b.ended) > maxEndedSessions {
 		most := owner
 		for o, l := range b.byOwner {
@@ -236,16 +238,68 @@ type checkedSessionKey struct{}
 // sessionUsable reports whether the caller may use the session named id
 // now: minted under a known secret for this caller, not ended, and not
 // older than lifetime.
+//
+// Cost: the first request of a session checks the MAC (an HMAC-SHA256);
+// the session's later requests find it in verifiedSessions, a map lookup
+// (BenchmarkSessionUsable).
 func sessionUsable(id string, c *Claims, lifetime time.Duration, now time.Time) bool {
-	s, ok := parseSessionID(id)
-	if !ok || !s.ownedBy(ownerOf(c)) {
+	if c == nil || c.Subject == "" {
 		return false
 	}
-	if now.Sub(s.issued) >= lifetime || s.issued.After(now.Add(time.Minute)) {
+	e := verified.lookup(id)
+	if e == nil {
+		s, ok := parseSessionID(id)
+		if !ok || !s.ownedBy(ownerOf(c)) || s.b.hasEnded(id) {
+			return false
+		}
+		e = &verifiedSession{iss: c.Issuer, sub: c.Subject, issued: s.issued}
+		verified.remember(id, e)
+		if s.b.hasEnded(id) {
+			// Ended while this request checked it: end may have
+			// forgotten the ID before it was remembered.
+			verified.forget(id)
+			return false
+		}
+	} else if e.iss != c.Issuer || e.sub != c.Subject {
 		return false
 	}
-	return !s.b.hasEnded(id)
+	return now.Sub(e.issued) < lifetime && !e.issued.After(now.Add(time.Minute))
 }
+
+// verifiedSessions remembers the session IDs whose MAC checked out, with
+// their owner and issue time. An ID is only ever remembered for the owner
+// its MAC names, and forgotten as soon as it ends, so a hit means what a
+// full check would. It is bounded: past maxVerifiedSessions it starts over,
+// which costs only a MAC per session.
+type verifiedSessions struct {
+	m sync.Map // session ID -> *verifiedSession
+	n atomic.Int64
+}
+
+type verifiedSession struct {
+	iss, sub string
+	issued   time.Time
+}
+
+const maxVerifiedSessions = 1 << 16
+
+var verified verifiedSessions
+
+func (v *verifiedSessions) lookup(id string) *verifiedSession {
+	e, _ := v.m.Load(id)
+	s, _ := e.(*verifiedSession)
+	return s
+}
+
+func (v *verifiedSessions) remember(id string, e *verifiedSession) {
+	if v.n.Add(1) > maxVerifiedSessions {
+		v.m.Clear()
+		v.n.Store(1)
+	}
+	v.m.Store(id, e)
+}
+
+func (v *verifiedSessions) forget(id string) { v.m.Delete(id) }
 
 type sessionResolver struct{ b *binder }
 
