@@ -53,6 +53,24 @@ type Config struct {
 	// do. Env: DESCOPE_BASE_URL.
 	BaseURL string
 
+	// IssuerOrigins names more Descope API origins, such as a custom domain
+	// ("https://auth.example.com"), whose issuers are accepted beside those
+	// on the origin of WellKnownURL (or BaseURL). Descope asks customers
+	// with a custom domain to use it in every URL, and does not document
+	// which host "iss" then carries; list the other one here. Each must be
+	// an https origin without a path (plain http only for loopback hosts).
+	// Keys and discovery are always fetched from the configured origin,
+	// never from these. Env: DESCOPE_ISSUER_ORIGINS.
+	IssuerOrigins []string
+
+	// AllowedTenants limits the tenant-scoped issuers accepted
+	// ({base}/v1/apps/{project}/{tenant}, which Descope mints for cross-app
+	// access and enterprise-managed authorization) to these tenant IDs.
+	// Empty accepts any well-formed tenant ID of the configured project.
+	// The tenant of such a token is Claims.IssuerTenant.
+	// Env: DESCOPE_ALLOWED_TENANTS.
+	AllowedTenants []string
+
 	// ServerURL is the public base URL of this MCP server, such as
 	// "https://mcp.example.com". The resource URL clients ask tokens for is
 	// ServerURL + MCPPath. Required. Env: MCP_SERVER_URL.
@@ -175,7 +193,8 @@ type Config struct {
 }
 
 // ConfigFromEnv reads a Config from the environment: DESCOPE_CONFIG_URL,
-// DESCOPE_PROJECT_ID, DESCOPE_BASE_URL, MCP_SERVER_URL,
+// DESCOPE_PROJECT_ID, DESCOPE_BASE_URL, DESCOPE_ISSUER_ORIGINS,
+// DESCOPE_ALLOWED_TENANTS, MCP_SERVER_URL,
 // DESCOPE_REQUIRED_SCOPES, DESCOPE_SCOPES_SUPPORTED, DESCOPE_AUDIENCE,
 // DESCOPE_ACCEPT_PROJECT_AUDIENCE, DESCOPE_DPOP and DESCOPE_DPOP_NONCES.
 // Lists may be separated by commas or spaces. The switches
@@ -189,6 +208,8 @@ func ConfigFromEnv() Config {
 		WellKnownURL:    strings.TrimSpace(os.Getenv("DESCOPE_CONFIG_URL")),
 		ProjectID:       strings.TrimSpace(os.Getenv("DESCOPE_PROJECT_ID")),
 		BaseURL:         strings.TrimSpace(os.Getenv("DESCOPE_BASE_URL")),
+		IssuerOrigins:   splitList(os.Getenv("DESCOPE_ISSUER_ORIGINS")),
+		AllowedTenants:  splitList(os.Getenv("DESCOPE_ALLOWED_TENANTS")),
 		ServerURL:       strings.TrimSpace(os.Getenv("MCP_SERVER_URL")),
 		RequiredScopes:  splitList(os.Getenv("DESCOPE_REQUIRED_SCOPES")),
 		ScopesSupported: splitList(os.Getenv("DESCOPE_SCOPES_SUPPORTED")),
@@ -218,7 +239,7 @@ type normalized struct {
 	Config
 	projectID       string
 	issuer          string
-	issuers         []string
+	issuers         issuerForms
 	jwksURL         string
 	metadataURL     string
 	resource        auth.ProtectedResource
@@ -235,6 +256,9 @@ func configError(field, problem string) error {
 func normalize(cfg Config) (*normalized, error) {
 	c := &normalized{Config: cfg}
 	if err := c.locateProject(); err != nil {
+		return nil, err
+	}
+	if err := c.locateIssuers(); err != nil {
 		return nil, err
 	}
 	if err := c.locateResource(); err != nil {
@@ -343,7 +367,7 @@ func (c *normalized) locateProject() error {
 		origin := u.Scheme + "://" + u.Host
 		c.projectID = c.ProjectID
 		c.issuer = origin + "/v1/apps/" + c.projectID
-		c.issuers = []string{c.issuer}
+		c.issuers = issuerForms{origins: []string{origin}, projectID: c.projectID}
 		c.jwksURL = origin + "/" + c.projectID + "/.well-known/jwks.json"
 		c.metadataURL = c.issuer + wellKnownOIDC
 		return nil
@@ -358,17 +382,15 @@ func (c *normalized) locateProject() error {
 	path = strings.TrimSuffix(path, wellKnownOAuth)
 	seg := strings.Split(strings.Trim(path, "/"), "/")
 	origin := u.Scheme + "://" + u.Host
-	projectLevel := origin + "/v1/apps/"
+	c.issuers.origins = []string{origin}
 	switch {
 	case len(seg) == 5 && seg[0] == "v1" && seg[1] == "apps" && seg[2] == "agentic" && validID(seg[3]) && validID(seg[4]):
 		c.projectID = seg[3]
 		c.issuer = origin + "/v1/apps/agentic/" + seg[3] + "/" + seg[4]
-		// Descope is moving MCP tokens to the project-level issuer.
-		c.issuers = []string{c.issuer, projectLevel + seg[3]}
+		c.issuers.serverID = seg[4]
 	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "apps" && seg[2] != "agentic" && validID(seg[2]):
 		c.projectID = seg[2]
-		c.issuer = projectLevel + seg[2]
-		c.issuers = []string{c.issuer}
+		c.issuer = origin + "/v1/apps/" + seg[2]
 	default:
 		return configError("WellKnownURL", fmt.Sprintf("%q is not a Descope discovery URL; expected "+
 			"{base}/v1/apps/agentic/{projectID}/{mcpServerID}/.well-known/openid-configuration "+
@@ -380,8 +402,36 @@ func (c *normalized) locateProject() error {
 	if c.BaseURL != "" && strings.TrimSuffix(c.BaseURL, "/") != origin {
 		return configError("BaseURL", fmt.Sprintf("%q disagrees with WellKnownURL's origin %q; set only one", c.BaseURL, origin))
 	}
+	c.issuers.projectID = c.projectID
 	c.jwksURL = origin + "/" + c.projectID + "/.well-known/jwks.json"
 	c.metadataURL = c.issuer + wellKnownOIDC
+	return nil
+}
+
+// locateIssuers adds the extra issuer origins and the tenant allow-list to
+// the issuer forms locateProject found.
+func (c *normalized) locateIssuers() error {
+	for _, raw := range cleanList(c.IssuerOrigins) {
+		u, err := checkDescopeURL("IssuerOrigins", raw)
+		if err != nil {
+			return err
+		}
+		if u.Path != "" || strings.HasSuffix(raw, "/") {
+			return configError("IssuerOrigins", fmt.Sprintf("%q must be an origin such as https://auth.example.com, without a path or trailing slash", raw))
+		}
+		if o := u.Scheme + "://" + u.Host; !slices.Contains(c.issuers.origins, o) {
+			c.issuers.origins = append(c.issuers.origins, o)
+		}
+	}
+	if tenants := cleanList(c.AllowedTenants); len(tenants) > 0 {
+		c.issuers.tenants = make(map[string]bool, len(tenants))
+		for _, t := range tenants {
+			if !validID(t) {
+				return configError("AllowedTenants", fmt.Sprintf("%q is not a Descope tenant ID (letters, digits, '-' and '_', like T2aAc4T2V93bddihGEx2Ryhc8e5Z)", t))
+			}
+			c.issuers.tenants[t] = true
+		}
+	}
 	return nil
 }
 

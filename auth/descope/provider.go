@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -18,8 +19,8 @@ import (
 // its discovery documents. It implements auth.AuthProvider. Build it with
 // New and stop it with Close.
 type Provider struct {
-	issuer   string   // the issuer the configuration names
-	issuers  []string // every issuer accepted in tokens
+	issuer   string      // the issuer the configuration names
+	issuers  issuerForms // every issuer accepted in tokens
 	resource auth.ProtectedResource
 
 	maxTokenBytes int
@@ -27,6 +28,7 @@ type Provider struct {
 	keys          *keySet
 	cache         *tokenCache // nil when disabled
 	metadata      *metadataCache
+	prm           *resourceMetadataHandler
 	routes        []auth.Route
 
 	stop context.CancelFunc
@@ -77,9 +79,18 @@ func New(cfg Config) (*Provider, error) {
 		minGap:       c.MinKeyRefreshGap,
 		log:          c.Logger,
 	})
-	p.metadata = newMetadataCache(life, c.HTTPClient, c.metadataURL, c.FetchTimeout, c.MetadataTTL, c.Logger)
+	p.metadata = newMetadataCache(life, metadataConfig{
+		client:  c.HTTPClient,
+		url:     c.metadataURL,
+		timeout: c.FetchTimeout,
+		ttl:     c.MetadataTTL,
+		log:     c.Logger,
+		forms:   &p.issuers,
+		onDoc:   func(issuer string) { p.followDiscovery(issuer, c.Logger) },
+	})
 	p.routes = p.buildRoutes(c)
 	p.keys.startBackground()
+	p.metadata.startBackground()
 	return p, nil
 }
 
@@ -88,6 +99,7 @@ func New(cfg Config) (*Provider, error) {
 func (p *Provider) Close() error {
 	p.stop()
 	p.keys.waitStopped()
+	p.metadata.waitStopped()
 	return nil
 }
 
@@ -140,6 +152,28 @@ func (p *Provider) Routes() []auth.Route {
 	return slices.Clone(p.routes)
 }
 
-// Issuer is the issuer the configuration names; it is the authorization
-// server advertised to clients.
+// Issuer is the issuer the configuration names (WellKnownURL without its
+// well-known suffix, or {base}/v1/apps/{ProjectID}).
 func (p *Provider) Issuer() string { return p.issuer }
+
+// AuthorizationServer is the issuer the protected-resource metadata names
+// now: Issuer until Descope's discovery document has been fetched, then the
+// issuer that document declares, which may be another issuer form of the
+// same project (Descope serves an MCP Server's discovery under the agentic
+// path but may declare the project-level issuer, and strict clients check
+// that the two agree). A document declaring a foreign issuer is ignored.
+func (p *Provider) AuthorizationServer() string { return p.prm.current.Load().issuer }
+
+// followDiscovery names issuer, declared by a good discovery document, as
+// the authorization server of the protected-resource metadata.
+func (p *Provider) followDiscovery(issuer string, log *slog.Logger) {
+	cur := p.prm.current.Load()
+	if cur.discovered && cur.issuer == issuer {
+		return
+	}
+	if issuer != cur.issuer {
+		log.Info("descope: the discovery document declares another issuer of the project; "+
+			"the protected-resource metadata names it", "configured", p.issuer, "declared", issuer)
+	}
+	p.prm.publish(issuer, true)
+}

@@ -113,6 +113,20 @@ func TestNewExplainsBadConfig(t *testing.T) {
 			`descope: Config.Algorithms: "none" is not allowed; use asymmetric algorithms only (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)`},
 		{"offline_access required", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", RequiredScopes: []string{"offline_access"}},
 			`descope: Config.RequiredScopes: "offline_access" cannot be required of every request; remove it`},
+		{"issuer origin with a path", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", IssuerOrigins: []string{"https://auth.example.com/v1"}},
+			`descope: Config.IssuerOrigins: "https://auth.example.com/v1" must be an origin such as https://auth.example.com, without a path or trailing slash`},
+		{"issuer origin with a trailing slash", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", IssuerOrigins: []string{"https://auth.example.com/"}},
+			`descope: Config.IssuerOrigins: "https://auth.example.com/" must be an origin such as https://auth.example.com, without a path or trailing slash`},
+		{"issuer origin without a scheme", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", IssuerOrigins: []string{"auth.example.com"}},
+			`descope: Config.IssuerOrigins: "auth.example.com" is not an absolute https URL`},
+		{"issuer origin over plain http", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", IssuerOrigins: []string{"http://auth.example.com"}},
+			"descope: Config.IssuerOrigins: must use https (plain http is allowed only for localhost)"},
+		{"issuer origin with a query", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", IssuerOrigins: []string{"https://auth.example.com?x=1"}},
+			"descope: Config.IssuerOrigins: must not carry user info, a query or a fragment"},
+		{"tenant ID with a slash", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", AllowedTenants: []string{"T2acme/x"}},
+			`descope: Config.AllowedTenants: "T2acme/x" is not a Descope tenant ID (letters, digits, '-' and '_', like T2aAc4T2V93bddihGEx2Ryhc8e5Z)`},
+		{"tenant ID with a dot", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", AllowedTenants: []string{".."}},
+			`descope: Config.AllowedTenants: ".." is not a Descope tenant ID (letters, digits, '-' and '_', like T2aAc4T2V93bddihGEx2Ryhc8e5Z)`},
 		{"DPoP mode misspelled", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", DPoP: auth.DPoP{Mode: "require"}},
 			`descope: Config.DPoP.Mode: "require" is not "allowed", "required" or "disabled"`},
 		{"DPoP symmetric algorithm", descope.Config{ProjectID: testProject, ServerURL: "https://mcp.example.com", DPoP: auth.DPoP{Algorithms: []string{"HS256"}}},
@@ -135,6 +149,8 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("DESCOPE_CONFIG_URL", " "+agenticURL+" ")
 	t.Setenv("DESCOPE_PROJECT_ID", testProject)
 	t.Setenv("DESCOPE_BASE_URL", "https://api.descope.com")
+	t.Setenv("DESCOPE_ISSUER_ORIGINS", "https://auth.example.com, https://login.example.com")
+	t.Setenv("DESCOPE_ALLOWED_TENANTS", "T2alpha T2beta")
 	t.Setenv("MCP_SERVER_URL", "https://mcp.example.com")
 	t.Setenv("DESCOPE_REQUIRED_SCOPES", "notes:read, mcp:tools")
 	t.Setenv("DESCOPE_SCOPES_SUPPORTED", "notes:read notes:write,,offline_access")
@@ -146,6 +162,8 @@ func TestConfigFromEnv(t *testing.T) {
 		WellKnownURL:    agenticURL,
 		ProjectID:       testProject,
 		BaseURL:         "https://api.descope.com",
+		IssuerOrigins:   []string{"https://auth.example.com", "https://login.example.com"},
+		AllowedTenants:  []string{"T2alpha", "T2beta"},
 		ServerURL:       "https://mcp.example.com",
 		RequiredScopes:  []string{"notes:read", "mcp:tools"},
 		ScopesSupported: []string{"notes:read", "notes:write", "offline_access"},

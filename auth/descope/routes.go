@@ -1,15 +1,15 @@
 package descope
 
+// routes.go serves the discovery routes beside the MCP endpoint: the
+// protected-resource metadata (RFC 9728) and, for older clients, Descope's
+// authorization-server metadata forwarded (see discovery.go).
+
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/mcp-go-contrib/descope/auth"
 )
@@ -39,7 +39,7 @@ type resourceMetadata struct {
 }
 
 func (p *Provider) buildRoutes(c *normalized) []auth.Route {
-	doc, err := json.Marshal(resourceMetadata{
+	prm := &resourceMetadataHandler{doc: resourceMetadata{
 		Resource:               c.resource.URL,
 		AuthorizationServers:   []string{c.issuer},
 		ScopesSupported:        c.scopesSupported,
@@ -48,11 +48,9 @@ func (p *Provider) buildRoutes(c *normalized) []auth.Route {
 		ResourceDocumentation:  c.ResourceDocumentation,
 		DPoPAlgorithms:         c.DPoP.AlgorithmsSupported(),
 		DPoPBoundRequired:      c.DPoP.Mode == auth.DPoPRequired,
-	})
-	if err != nil {
-		panic("descope: cannot encode resource metadata: " + err.Error()) // only strings: cannot happen
-	}
-	prm := staticJSON(doc)
+	}}
+	prm.publish(c.issuer, false)
+	p.prm = prm
 	u, _ := url.Parse(c.resource.MetadataURL)
 	routes := []auth.Route{{Path: u.Path, Handler: prm}}
 	if u.Path != prmPath {
@@ -62,6 +60,53 @@ func (p *Provider) buildRoutes(c *normalized) []auth.Route {
 		auth.Route{Path: asMetadataPath, Handler: p.metadata},
 		auth.Route{Path: oidcMetadataPath, Handler: p.metadata},
 	)
+}
+
+// resourceMetadataHandler serves the protected-resource metadata. Its
+// authorization server is the configured issuer until Descope's discovery
+// document has been fetched, then the issuer that document declares (see
+// metadataCache.load), so that a client checking the metadata's issuer
+// against the URL it built finds them equal. It never waits for Descope.
+type resourceMetadataHandler struct {
+	doc     resourceMetadata // fixed but for AuthorizationServers
+	current atomic.Pointer[prmBody]
+}
+
+type prmBody struct {
+	issuer     string
+	body       []byte
+	discovered bool // the issuer comes from a fetched discovery document
+}
+
+// publish makes issuer the advertised authorization server.
+func (h *resourceMetadataHandler) publish(issuer string, discovered bool) {
+	doc := h.doc
+	doc.AuthorizationServers = []string{issuer}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		panic("descope: cannot encode resource metadata: " + err.Error()) // only strings: cannot happen
+	}
+	h.current.Store(&prmBody{issuer: issuer, body: body, discovered: discovered})
+}
+
+func (h *resourceMetadataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if setDiscoveryHeaders(w, r) {
+		return
+	}
+	cur := h.current.Load()
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	if cur.discovered {
+		hd.Set("Cache-Control", "public, max-age=300")
+	} else {
+		// The authorization server may change once discovery is fetched.
+		hd.Set("Cache-Control", "no-cache")
+	}
+	hd.Set("Content-Length", strconv.Itoa(len(cur.body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(cur.body)
+	}
 }
 
 // setDiscoveryHeaders lets any origin read a public discovery document and
@@ -86,105 +131,10 @@ func setDiscoveryHeaders(w http.ResponseWriter, r *http.Request) bool {
 	}
 }
 
-// staticJSON serves a document fixed at start-up.
-type staticJSON []byte
-
-func (d staticJSON) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if setDiscoveryHeaders(w, r) {
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "public, max-age=3600")
-	h.Set("Content-Length", strconv.Itoa(len(d)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(d)
-	}
-}
-
 func writeJSONError(w http.ResponseWriter, status int, code, description string) {
 	body, _ := json.Marshal(map[string]string{"error": code, "error_description": description})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-// metadataCache forwards Descope's authorization-server metadata. It keeps
-// the last good copy for ttl, refreshes it in the background once stale,
-// serves the stale copy while Descope fails, and answers 502 only when no
-// copy was ever fetched.
-type metadataCache struct {
-	client  *http.Client
-	url     string
-	ttl     time.Duration
-	log     *slog.Logger
-	fetches *refresher
-
-	mu        sync.RWMutex
-	doc       []byte
-	fetchedAt time.Time
-}
-
-// metadataRetryGap is the least time between two fetches after a failure.
-const metadataRetryGap = 5 * time.Second
-
-func newMetadataCache(life context.Context, client *http.Client, u string, timeout, ttl time.Duration, log *slog.Logger) *metadataCache {
-	m := &metadataCache{client: client, url: u, ttl: ttl, log: log}
-	m.fetches = newRefresher(life, timeout, m.load)
-	return m
-}
-
-func (m *metadataCache) load(ctx context.Context) error {
-	body, err := fetchLimited(ctx, m.client, m.url, maxFetchBytes)
-	if err == nil {
-		var doc struct {
-			Issuer string `json:"issuer"`
-		}
-		if err = json.Unmarshal(body, &doc); err == nil && doc.Issuer == "" {
-			err = errors.New("metadata has no issuer")
-		}
-	}
-	if err != nil {
-		m.log.Warn("descope: cannot fetch authorization-server metadata", "err", err)
-		return err
-	}
-	m.mu.Lock()
-	m.doc, m.fetchedAt = body, time.Now()
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *metadataCache) current() ([]byte, time.Time) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.doc, m.fetchedAt
-}
-
-func (m *metadataCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if setDiscoveryHeaders(w, r) {
-		return
-	}
-	doc, at := m.current()
-	switch {
-	case doc == nil:
-		m.fetches.wait(r.Context(), metadataRetryGap)
-		doc, _ = m.current()
-	case time.Since(at) > m.ttl:
-		m.fetches.start(metadataRetryGap) // serve the stale copy meanwhile
-	}
-	if doc == nil {
-		writeJSONError(w, http.StatusBadGateway, "temporarily_unavailable",
-			"The authorization server metadata cannot be fetched right now. Retry later.")
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "public, max-age=300")
-	h.Set("Content-Length", strconv.Itoa(len(doc)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(doc)
-	}
 }

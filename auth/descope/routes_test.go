@@ -160,3 +160,44 @@ func TestRoutesAreNotGuarded(t *testing.T) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode, rt.Path)
 	}
 }
+
+// TestResourceMetadataBeforeDiscovery: while Descope's discovery document
+// has not been fetched (here it hangs), the metadata names the configured
+// issuer at once, marked for revalidation, and never waits for Descope.
+func TestResourceMetadataBeforeDiscovery(t *testing.T) {
+	ds := descopetest.NewServer()
+	t.Cleanup(ds.Close)
+	ds.SetMetadataFault(descopetest.FaultHang)
+	f := newFixture(t, descope.Config{WellKnownURL: ds.WellKnownURL(), FetchTimeout: time.Minute})
+	start := time.Now()
+	resp, body := get(t, http.MethodGet, f.srv.URL+"/.well-known/oauth-protected-resource/mcp")
+	assert.Less(t, time.Since(start), 30*time.Second)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, `"authorization_servers":["`+ds.AgenticIssuer()+`"]`)
+	assert.Equal(t, "no-cache", resp.Header.Get("Cache-Control"))
+	assert.Equal(t, ds.AgenticIssuer(), f.p.AuthorizationServer())
+}
+
+// TestResourceMetadataAfterDiscovery: once the discovery document is
+// fetched (in the background, with no request asking), the metadata names
+// its issuer and may be cached.
+func TestResourceMetadataAfterDiscovery(t *testing.T) {
+	f := newFixture(t, descope.Config{})
+	waitFor(t, func() bool { return f.ds.MetadataRequests() > 0 })
+	waitFor(t, func() bool {
+		resp, _ := get(t, http.MethodGet, f.srv.URL+"/.well-known/oauth-protected-resource/mcp")
+		return resp.Header.Get("Cache-Control") == "public, max-age=300"
+	})
+	_, body := get(t, http.MethodGet, f.srv.URL+"/.well-known/oauth-protected-resource/mcp")
+	assert.Contains(t, body, `"authorization_servers":["`+f.ds.AgenticIssuer()+`"]`)
+}
+
+// waitFor polls cond until it holds, for at most 10 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+	}
+}

@@ -30,6 +30,11 @@ type Claims struct {
 	Tenants map[string]Tenant
 	// CurrentTenant is the tenant selected for this session ("dct"), if any.
 	CurrentTenant string
+	// IssuerTenant is the tenant a tenant-scoped issuer names
+	// ({base}/v1/apps/{project}/{tenant}): Descope mints such tokens for
+	// cross-app access and enterprise-managed authorization. It is empty
+	// for tokens of the agentic and project-level issuers.
+	IssuerTenant string
 }
 
 // Tenant holds the roles and permissions a user has in one tenant.
@@ -197,7 +202,11 @@ func classify(err error) error {
 // claimsOf checks the claims jwt/v5 does not and builds the typed view.
 func (p *Provider) claimsOf(raw jwt.MapClaims) (*auth.Claims, error) {
 	iss, ok := raw["iss"].(string)
-	if !ok || !p.acceptsIssuer(iss) {
+	if !ok {
+		return nil, auth.Invalid(reasonIssuer, nil)
+	}
+	tenant, ok := p.issuers.match(iss)
+	if !ok {
 		return nil, auth.Invalid(reasonIssuer, nil)
 	}
 	if drn, _ := raw["drn"].(string); drn == "DSR" {
@@ -240,7 +249,7 @@ func (p *Provider) claimsOf(raw jwt.MapClaims) (*auth.Claims, error) {
 		return nil, err
 	}
 
-	d := &Claims{Claims: c}
+	d := &Claims{Claims: c, IssuerTenant: tenant}
 	if d.Roles, err = stringList(raw, "roles"); err != nil {
 		return nil, err
 	}
@@ -285,15 +294,6 @@ func keyBinding(raw jwt.MapClaims) (string, error) {
 		return "", auth.Invalid(reasonBinding, errors.New("cnf.jkt is not a SHA-256 thumbprint"))
 	}
 	return jkt, nil
-}
-
-func (p *Provider) acceptsIssuer(iss string) bool {
-	for _, s := range p.issuers {
-		if iss == s {
-			return true
-		}
-	}
-	return false
 }
 
 // scopesOf reads "scope" (space-separated), else "scp", else "scopes"; the
