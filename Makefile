@@ -36,11 +36,14 @@ run:
 ##   micro: verification (raw RSA, plain jwt/v5, ours cold and hot), middleware vs bare handler,
 ##          a DPoP request (ES256 proof) beside a bearer one; proofs beside a plain ECDSA check
 ##   load:  a protected mcp-go server vs the same server unprotected, on loopback
+##   operator load: the same as their own processes, 32 MCP sessions per era, hot and cold
+##          tokens, server CPU per call from /proc (Linux; about 2 minutes)
 ##   memory: 1,000,000 invalid tokens and 100,000 valid ones against the cache bound
 bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkVerify|BenchmarkMiddleware|BenchmarkPolicyHooks|BenchmarkSessionUsable' -benchmem -count 5 ./auth/ ./auth/descope/
 	$(GO) test -run '^$$' -bench 'BenchmarkVerifyProof' -benchmem -benchtime 2000x -count 3 ./auth/dpop/
 	$(GO) test -run '^$$' -bench 'BenchmarkLoad' -benchtime 24000x -count 3 ./auth/descope/
+	cd e2e && $(GO) test -run '^$$' -bench '^BenchmarkOperatorLoad$$' -benchtime 1x -timeout 10m .
 	$(GO) test -run '^$$' -bench 'BenchmarkMemory' -benchtime 1x ./auth/descope/
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s); seeds live in testdata/fuzz

@@ -61,7 +61,7 @@ const (
 //	LOADBENCH_PROFILE_DIR write each server's CPU profile there
 //	                      (protected-hot.pprof, protected-cold.pprof, unprotected.pprof)
 
-// loadScopes and loadRoles are the claims every token carries; whoami
+// loadScope and loadRoles are claims every token carries; whoami
 // returns them, and the unprotected server's fixed reply has their size.
 const loadScope = "notes:read"
 
