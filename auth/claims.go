@@ -38,20 +38,43 @@ func (c *Claims) HasScope(scope string) bool {
 	return c != nil && slices.Contains(c.Scopes, scope)
 }
 
-// claimsKey is the context key for *Claims; unexported so only this package
-// can set it.
-type claimsKey struct{}
+// requestKey is the context key for *requestInfo; unexported so only this
+// package can set it.
+type requestKey struct{}
+
+// requestInfo is what the middleware learned about a request: one context
+// value (one allocation) for all of it.
+type requestInfo struct {
+	claims *Claims
+	// op is the tools/call being made, when a Policy is in use.
+	op operation
+	// checkedSession is the session ID the middleware checked, so that
+	// mcp-go's Validate does not pay for the MAC twice.
+	checkedSession string
+}
+
+func withRequestInfo(ctx context.Context, info *requestInfo) context.Context {
+	return context.WithValue(ctx, requestKey{}, info)
+}
+
+func requestInfoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	return info
+}
 
 // WithClaims returns a copy of ctx that carries c. The middleware calls it
 // for every authenticated request; tests of tool handlers can call it to
 // fake a caller.
 func WithClaims(ctx context.Context, c *Claims) context.Context {
-	return context.WithValue(ctx, claimsKey{}, c)
+	return withRequestInfo(ctx, &requestInfo{claims: c})
 }
 
 // ClaimsFromContext returns the verified caller of the current request, or
 // false when the request was not authenticated.
 func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
-	c, ok := ctx.Value(claimsKey{}).(*Claims)
-	return c, ok && c != nil
+	info := requestInfoFrom(ctx)
+	if info == nil || info.claims == nil {
+		return nil, false
+	}
+	return info.claims, true
 }

@@ -205,7 +205,9 @@ func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait ti
 	if err != nil {
 		return nil, err
 	}
-	r.Body = &replayBody{Reader: bytes.NewReader(body)}
+	rb := new(replayBody)
+	rb.Reset(body)
+	r.Body = rb
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		// MCP has had no batches since 2025-06-18 and mcp-go serves none;
@@ -270,9 +272,9 @@ func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
 }
 
 // replayBody is the body handed on after the middleware read it.
-type replayBody struct{ *bytes.Reader }
+type replayBody struct{ bytes.Reader }
 
-func (replayBody) Close() error { return nil }
+func (*replayBody) Close() error { return nil }
 
 // unreadBody reports whether r has a body the middleware did not read.
 func unreadBody(r *http.Request) bool {
@@ -293,15 +295,11 @@ var (
 // operation is the JSON-RPC method and name of a single-message request.
 type operation struct{ method, name string }
 
-type operationKey struct{}
-
-func withOperation(ctx context.Context, m *message) context.Context {
-	return context.WithValue(ctx, operationKey{}, operation{method: m.Method, name: m.paramsName()})
-}
-
 func operationFrom(ctx context.Context) operation {
-	op, _ := ctx.Value(operationKey{}).(operation)
-	return op
+	if info := requestInfoFrom(ctx); info != nil {
+		return info.op
+	}
+	return operation{}
 }
 
 // isModern reports whether a message belongs to protocol version

@@ -294,7 +294,8 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		g.refuse(w, r, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_scope", Scopes: g.required})
 		return
 	}
-	ctx := WithClaims(r.Context(), claims)
+	info := &requestInfo{claims: claims}
+	ctx := withRequestInfo(r.Context(), info)
 	if id := r.Header.Get(server.HeaderKeySessionID); id != "" {
 		// mcp-go checks the session of a POST, but not of a GET stream
 		// or a resumption: every verb is checked here.
@@ -302,7 +303,7 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			g.refuse(w, r, errUnknownSession)
 			return
 		}
-		ctx = context.WithValue(ctx, checkedSessionKey{}, id)
+		info.checkedSession = id
 	} else if len(r.Header[headerLastEventID]) > 0 {
 		// Events recorded outside a session (stateless servers) are
 		// shared by every caller: nobody resumes them.
@@ -312,7 +313,7 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	var initialize, mayStream bool
 	if r.Method == http.MethodPost {
 		var err error
-		if ctx, initialize, mayStream, err = g.inspect(ctx, w, r, claims); err != nil {
+		if initialize, mayStream, err = g.inspect(info, w, r); err != nil {
 			g.refuse(w, r, err)
 			return
 		}
@@ -444,39 +445,40 @@ var (
 // request), a task (mcp-go v1.2.1 does not tie tasks to their creator), or
 // an operation whose declared scopes the token lacks. It reports whether
 // the request opens a session, and whether its answer may be a stream.
-func (g *guard) inspect(ctx context.Context, w http.ResponseWriter, r *http.Request, claims *Claims) (_ context.Context, initialize, mayStream bool, err error) {
+func (g *guard) inspect(info *requestInfo, w http.ResponseWriter, r *http.Request) (initialize, mayStream bool, err error) {
+	claims := info.claims
 	m, err := readMessage(w, r, g.maxBody, g.bodyWait)
 	if err != nil || m == nil {
-		return ctx, false, false, err
+		return false, false, err
 	}
 	if m.isNotification() {
 		if isModern(r.Header, m) ||
 			(m.Method == string(mcp.MethodNotificationCancelled) && r.Header.Get(server.HeaderKeySessionID) == "") {
-			return ctx, false, false, errNotification
+			return false, false, errNotification
 		}
 	} else {
 		mayStream = !quickMethods[m.Method]
 	}
 	if m.usesTasks() {
-		return ctx, false, false, &taskRefusal{id: m.ID.raw}
+		return false, false, &taskRefusal{id: m.ID.raw}
 	}
 	if g.policy != nil {
 		if m.Method == string(mcp.MethodSubscriptionsListen) && !g.policy.listenAllowed(claims, m) {
-			return ctx, false, false, errListenDenied
+			return false, false, errListenDenied
 		}
 		if needed := g.policy.neededScopes(m); !g.policy.grantsAll(claims, needed) {
 			// One challenge with every scope the operation needs.
-			return ctx, false, false, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
+			return false, false, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
 				Scopes: cleanScopes(append(append([]string(nil), g.required...), needed...))}
 		}
 		if m.Method == string(mcp.MethodToolsCall) {
 			// Lets a Policy's list filter pass the called tool on to its
 			// handler, which explains a refusal instead of "not found".
-			ctx = withOperation(ctx, m)
+			info.op = operation{method: m.Method, name: m.paramsName()}
 		}
 	}
 	initialize = m.Method == string(mcp.MethodInitialize) && !isModern(r.Header, m)
-	return ctx, initialize, mayStream, nil
+	return initialize, mayStream, nil
 }
 
 // quickMethods answer at once, never with a stream that could outlive the

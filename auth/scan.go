@@ -14,6 +14,8 @@ package auth
 // encoding/json). Bodies that encoding/json refuses mcp-go refuses too, so
 // what the scan makes of them decides nothing.
 
+import "github.com/mark3labs/mcp-go/mcp"
+
 // scanner walks one JSON object. All positions are byte offsets into b.
 type scanner struct {
 	b       []byte
@@ -191,6 +193,23 @@ func plainString(v []byte) (string, bool) {
 	return string(v[1 : len(v)-1]), true
 }
 
+// knownMethods are the methods a request commonly names, so that reading
+// one costs no allocation. Their names need no escaping.
+var knownMethods = func() map[string]string {
+	m := map[string]string{}
+	for _, method := range []mcp.MCPMethod{
+		mcp.MethodInitialize, mcp.MethodPing, mcp.MethodResourcesList, mcp.MethodResourcesTemplatesList,
+		mcp.MethodResourcesRead, mcp.MethodResourcesSubscribe, mcp.MethodResourcesUnsubscribe,
+		mcp.MethodPromptsList, mcp.MethodPromptsGet, mcp.MethodToolsList, mcp.MethodToolsCall,
+		mcp.MethodSetLogLevel, mcp.MethodNotificationInitialized, mcp.MethodNotificationCancelled,
+		mcp.MethodNotificationProgress, mcp.MethodCompletionComplete, mcp.MethodServerDiscover,
+		mcp.MethodSubscriptionsListen,
+	} {
+		m[string(method)] = string(method)
+	}
+	return m
+}()
+
 // scanMessage reads id, method and params of a body the way readMessage's
 // encoding/json decode would, or reports ok false when it cannot be sure.
 func scanMessage(body []byte) (m *message, ok bool) {
@@ -211,6 +230,12 @@ func scanMessage(body []byte) (m *message, ok bool) {
 		case foldEqual(name, "id"):
 			m.ID.raw = value
 		case foldEqual(name, "method"):
+			if len(value) >= 2 {
+				if known, ok := knownMethods[string(value[1:len(value)-1])]; ok && value[0] == '"' && value[len(value)-1] == '"' {
+					m.Method = known // no copy of the common methods
+					continue
+				}
+			}
 			method, ok := plainString(value)
 			if !ok {
 				return nil, false

@@ -230,11 +230,6 @@ func ownerOf(c *Claims) string {
 	return c.Issuer + "\x00" + c.Subject
 }
 
-// checkedSessionKey marks, in a request's context, the session ID the
-// middleware has already checked, so that mcp-go's Validate does not pay
-// for the MAC twice.
-type checkedSessionKey struct{}
-
 // sessionUsable reports whether the caller may use the session named id
 // now: minted under a known secret for this caller, not ended, and not
 // older than lifetime.
@@ -335,7 +330,7 @@ func (m *boundSessions) Generate() string {
 
 // Validate accepts only live session IDs minted for this caller.
 func (m *boundSessions) Validate(id string) (isTerminated bool, err error) {
-	if checked, _ := m.ctx.Value(checkedSessionKey{}).(string); checked != "" && checked == id &&
+	if info := requestInfoFrom(m.ctx); info != nil && info.checkedSession != "" && info.checkedSession == id &&
 		strings.HasPrefix(id, sessionIDPrefix+m.b.kid+".") {
 		return false, nil // the middleware checked owner, lifetime and end
 	}
