@@ -270,6 +270,8 @@ func TestNewServerPanicsOnBadOptions(t *testing.T) {
 		{"nil clock", WithClock(nil)},
 		{"relative MCP Server URL", WithMCPServerURL("mcp.example.com/mcp")},
 		{"MCP Server URL with a fragment", WithMCPServerURL("https://mcp.example.com/mcp#x")},
+		{"slash in tenant ID", WithTenantIssuer("T/../x")},
+		{"client ID metadata documents without a client", WithClientIDMetadataDocuments(nil)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -36,6 +36,16 @@
 // retries included; [DPoPKey.Proof] makes single proofs and
 // [Server.MintBound] mints bound tokens for unit tests.
 //
+// Options reproduce the shapes real Descope takes, each on its own:
+// [WithIssuerDrift] (discovery under the agentic path declaring, and tokens
+// carrying, the project-level issuer), [WithTenantIssuer] (tokens under a
+// tenant-scoped issuer), [WithCustomDomain] (issuers and discovery URLs on
+// a second host name), [WithClientIDMetadataDocuments] and
+// [WithUnfetchedClientIDMetadataDocuments] (https client IDs, advertised
+// with client_id_metadata_document_supported), and
+// [WithAuthorizationResponseIssuer] (RFC 9207 iss in authorization
+// responses, advertised with authorization_response_iss_parameter_supported).
+//
 // Resilience tests can make the key set and the metadata endpoints fail with
 // [Server.SetJWKSFault] and [Server.SetMetadataFault], slow the key set down
 // with [Server.SetJWKSDelay], and count the requests the endpoints received.

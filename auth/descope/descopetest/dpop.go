@@ -78,7 +78,7 @@ func (s *Server) checkDPoP(w http.ResponseWriter, r *http.Request) (string, *oau
 	default:
 		return "", errorf("invalid_dpop_proof", "more than one DPoP header")
 	}
-	p, err := s.proofs.Verify(r.Context(), proofs[0], dpop.Request{Method: r.Method, URL: s.base + r.URL.Path})
+	p, err := s.proofs.Verify(r.Context(), proofs[0], dpop.Request{Method: r.Method, URL: s.requestBase(r) + r.URL.Path})
 	switch {
 	case errors.Is(err, dpop.ErrUseNonce):
 		w.Header().Set("DPoP-Nonce", s.nonces.issue())

@@ -22,6 +22,11 @@ type metadata struct {
 	ScopesSupported                   []string `json:"scopes_supported"`
 	ClaimsSupported                   []string `json:"claims_supported"`
 	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported"`
+	// RFC 9207, with WithAuthorizationResponseIssuer.
+	AuthorizationResponseIssSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// Client ID Metadata Documents, with WithClientIDMetadataDocuments or
+	// WithUnfetchedClientIDMetadataDocuments.
+	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
 }
 
 // clientAuthMethods are the client authentication methods the token
@@ -29,19 +34,22 @@ type metadata struct {
 var clientAuthMethods = []string{authNone, authSecretPost, authSecretBasic}
 
 // metadataFor returns the metadata document of the agentic issuer, or of the
-// project-level one if projectLevel is set.
+// project-level one if projectLevel is set. With WithIssuerDrift the agentic
+// document declares the project-level issuer, as newer Descope MCP Servers
+// do; with WithCustomDomain every URL in it is on the custom domain.
 func (s *Server) metadataFor(projectLevel bool) metadata {
 	issuer := s.AgenticIssuer()
-	if projectLevel {
+	if projectLevel || s.shapes.drift {
 		issuer = s.ProjectIssuer()
 	}
-	endpoint := func(name string) string { return s.base + s.oauthPath(projectLevel, name) }
+	base := s.issuerBase()
+	endpoint := func(name string) string { return base + s.oauthPath(projectLevel, name) }
 	return metadata{
 		Issuer:                            issuer,
 		AuthorizationEndpoint:             endpoint("authorize"),
 		TokenEndpoint:                     endpoint("token"),
-		RegistrationEndpoint:              s.RegistrationURL(),
-		JWKSURI:                           s.JWKSURL(),
+		RegistrationEndpoint:              base + s.registrationPath(),
+		JWKSURI:                           base + s.jwksPath(),
 		RevocationEndpoint:                endpoint("revoke"),
 		UserinfoEndpoint:                  endpoint("userinfo"),
 		ResponseTypesSupported:            []string{"code"},
@@ -54,6 +62,8 @@ func (s *Server) metadataFor(projectLevel bool) metadata {
 		ScopesSupported:                   nonNil(s.scopes),
 		ClaimsSupported:                   []string{"iss", "aud", "iat", "exp", "sub", "name", "email"},
 		DPoPSigningAlgValuesSupported:     dpopAlgorithms,
+		AuthorizationResponseIssSupported: s.shapes.issInResponse,
+		ClientIDMetadataDocumentSupported: s.shapes.cimd != cimdOff,
 	}
 }
 

@@ -96,7 +96,11 @@ func (s *Server) accessClaims(u User, clientID, scope string, aud []string) jwt.
 	setIf("scope", scope)
 	setIf("email", u.Email)
 	setIf("name", u.Name)
-	setIf("dct", u.CurrentTenant)
+	dct := u.CurrentTenant
+	if dct == "" {
+		dct = s.shapes.tenant // a tenant-scoped issuer's tenant
+	}
+	setIf("dct", dct)
 	if len(u.Roles) > 0 {
 		c["roles"] = u.Roles
 	}

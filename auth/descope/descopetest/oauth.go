@@ -236,6 +236,13 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.lookupClient(clientID)
+	if s.shapes.cimd != cimdOff && isClientIDURL(clientID) {
+		var e *oauthError
+		if c, e = s.clientDocumentClient(r.Context(), clientID, q.Get("redirect_uri")); e != nil {
+			e.write(w)
+			return
+		}
+	}
 	if c == nil {
 		errorf("invalid_request", "unknown client_id %q", clientID).write(w)
 		return
@@ -254,11 +261,16 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 
 	state := q.Get("state")
+	var iss string // RFC 9207: empty params are left out
+	if s.shapes.issInResponse {
+		iss = s.authorizationIssuer(r.URL.Path)
+	}
 	fail := func(e *oauthError) {
 		redirect(w, redirectURI, url.Values{
 			"error":             {e.Code},
 			"error_description": {e.Description},
 			"state":             {state},
+			"iss":               {iss},
 		})
 	}
 	switch rt := q.Get("response_type"); {
@@ -321,7 +333,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.codes[code] = ac
 	s.mu.Unlock()
-	redirect(w, redirectURI, url.Values{"code": {code}, "state": {state}})
+	redirect(w, redirectURI, url.Values{"code": {code}, "state": {state}, "iss": {iss}})
 }
 
 // redirect answers with a 302 to redirectURI with params added to its query;
@@ -629,7 +641,7 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 		return nil, fmt.Errorf("unknown key %q", kid)
 	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithTimeFunc(s.now), jwt.WithExpirationRequired())
 	if err == nil {
-		if iss, _ := claims["iss"].(string); iss != s.AgenticIssuer() && iss != s.ProjectIssuer() {
+		if iss, _ := claims["iss"].(string); !s.knownIssuer(iss) {
 			err = errors.New("unknown issuer")
 		}
 	}

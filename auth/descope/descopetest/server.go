@@ -3,6 +3,7 @@ package descopetest
 import (
 	"crypto/rsa"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -126,6 +127,7 @@ type config struct {
 	user            User
 	lifetime        time.Duration
 	now             func() time.Time
+	shapes          shapes
 }
 
 // Option configures a Server made by [NewServer].
@@ -196,6 +198,8 @@ type Server struct {
 	lifetime    time.Duration
 	now         func() time.Time
 	routes      map[string]bool // paths served, for CORS preflight
+	shapes      shapes          // the Descope shapes chosen with options (shapes.go)
+	custom      string          // the custom domain's base URL; "" without WithCustomDomain
 
 	projectLevel     atomic.Bool
 	jwksFault        atomic.Int64
@@ -242,6 +246,7 @@ func NewServer(opts ...Option) *Server {
 	mustBeID("project ID", cfg.projectID)
 	mustBeID("MCP Server ID", cfg.mcpServerID)
 	mustBeServerURL(cfg.mcpServerURL)
+	cfg.shapes.check()
 	if cfg.lifetime <= 0 {
 		panic(fmt.Sprintf("descopetest: token lifetime must be positive, got %v", cfg.lifetime))
 	}
@@ -255,6 +260,7 @@ func NewServer(opts ...Option) *Server {
 		scopes:        cfg.scopesSupported,
 		lifetime:      cfg.lifetime,
 		now:           cfg.now,
+		shapes:        cfg.shapes,
 		routes:        make(map[string]bool),
 		closing:       make(chan struct{}),
 		waiting:       make(chan struct{}, 64),
@@ -278,6 +284,11 @@ func NewServer(opts ...Option) *Server {
 	// accepting connections.
 	s.srv = httptest.NewUnstartedServer(nil)
 	s.base = "http://" + s.srv.Listener.Addr().String()
+	if cfg.shapes.customDomain {
+		// Another name of the same loopback listener.
+		_, port, _ := net.SplitHostPort(s.srv.Listener.Addr().String())
+		s.custom = "http://localhost:" + port
+	}
 	s.srv.Config.Handler = s.withCORS(s.routesHandler())
 	s.srv.Start()
 	return s
@@ -319,24 +330,48 @@ func (s *Server) ProjectID() string { return s.projectID }
 func (s *Server) MCPServerID() string { return s.mcpServerID }
 
 // Issuer returns the issuer that tokens carry now: [Server.AgenticIssuer]
-// by default, [Server.ProjectIssuer] after SetProjectLevelIssuer(true).
+// by default, [Server.ProjectIssuer] after SetProjectLevelIssuer(true) or
+// with [WithIssuerDrift], [Server.TenantIssuer] with [WithTenantIssuer].
 func (s *Server) Issuer() string {
-	if s.projectLevel.Load() {
+	switch {
+	case s.shapes.tenant != "":
+		return s.TenantIssuer()
+	case s.projectLevel.Load() || s.shapes.drift:
 		return s.ProjectIssuer()
 	}
 	return s.AgenticIssuer()
 }
 
 // AgenticIssuer returns the MCP Server issuer,
-// {base}/v1/apps/agentic/{projectID}/{mcpServerID}.
-func (s *Server) AgenticIssuer() string { return s.base + s.agenticIssuerPath() }
+// {base}/v1/apps/agentic/{projectID}/{mcpServerID}, where {base} is
+// [Server.CustomDomainURL] with [WithCustomDomain], else [Server.URL].
+func (s *Server) AgenticIssuer() string { return s.issuerBase() + s.agenticIssuerPath() }
 
 // ProjectIssuer returns the project-level issuer, {base}/v1/apps/{projectID}.
-func (s *Server) ProjectIssuer() string { return s.base + s.projectIssuerPath() }
+func (s *Server) ProjectIssuer() string { return s.issuerBase() + s.projectIssuerPath() }
 
-// WellKnownURL returns the OpenID configuration URL of the current issuer,
-// Issuer() + "/.well-known/openid-configuration".
-func (s *Server) WellKnownURL() string { return s.Issuer() + "/.well-known/openid-configuration" }
+// TenantIssuer returns the tenant-scoped issuer of [WithTenantIssuer]'s
+// tenant, {base}/v1/apps/{projectID}/{tenantID}, or "" without that option.
+func (s *Server) TenantIssuer() string {
+	if s.shapes.tenant == "" {
+		return ""
+	}
+	return s.ProjectIssuer() + "/" + s.shapes.tenant
+}
+
+// WellKnownURL returns the OpenID configuration URL of the MCP Server (of
+// the project after SetProjectLevelIssuer(true)) on the server's own
+// address, as the Descope console shows it:
+// {URL}/v1/apps/agentic/{projectID}/{mcpServerID}/.well-known/openid-configuration.
+// With [WithIssuerDrift] the document there declares the project-level
+// issuer; with [WithCustomDomain] it declares an issuer on the custom domain.
+func (s *Server) WellKnownURL() string {
+	path := s.agenticIssuerPath()
+	if s.projectLevel.Load() {
+		path = s.projectIssuerPath()
+	}
+	return s.base + path + "/.well-known/openid-configuration"
+}
 
 // JWKSURL returns the URL of the key set, {base}/{projectID}/.well-known/jwks.json.
 func (s *Server) JWKSURL() string { return s.base + s.jwksPath() }
