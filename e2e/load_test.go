@@ -73,9 +73,10 @@ type loadEra struct{ name, version string }
 
 var loadEras = []loadEra{{"sessions", eraLegacy}, {"sessionless", eraModern}}
 
+// Indexes of the two token pools.
 const (
-	hot  = 0
-	cold = 1
+	loadHot  = 0
+	loadCold = 1
 )
 
 var loadTemps = []string{"hot", "cold"}
@@ -90,8 +91,9 @@ var loadTemps = []string{"hot", "cold"}
 // signature. The unprotected server gets the very same requests, tokens
 // included, and ignores them.
 //
-// Each round runs every variant once for a fixed time, in an order that
-// rotates from round to round; per variant it reports the median over the
+// Each round runs every variant once for a fixed time, a protected run and
+// its unprotected twin one after the other (which goes first alternates),
+// the pairs in an order that rotates from round to round; per variant it reports the median over the
 // rounds (and min–max in the table) of req/s, the server's CPU time per
 // call (utime+stime from /proc/PID/stat), and its allocations per call
 // (runtime.MemStats from the server's debug port); per pair the medians of
@@ -120,10 +122,10 @@ func BenchmarkOperatorLoad(b *testing.B) {
 	// The pools, minted for their protected server's resource URL; the
 	// unprotected server is sent the same ones.
 	pools := [2][][]string{
-		hot:  mintPool(ds, guardedHot.url, loadUsers),
-		cold: mintPool(ds, guardedCold.url, loadColdTokens),
+		loadHot:  mintPool(ds, guardedHot.url, loadUsers),
+		loadCold: mintPool(ds, guardedCold.url, loadColdTokens),
 	}
-	guarded := [2]*loadServer{hot: guardedHot, cold: guardedCold}
+	guarded := [2]*loadServer{loadHot: guardedHot, loadCold: guardedCold}
 	// Pinned only now, so that minting had every CPU.
 	if clientCPUs != nil {
 		pinProcess(b, clientCPUs)
@@ -292,7 +294,7 @@ func (r loadResult) foreign(tick int64, procs int) float64 {
 	if r.others < 0 {
 		return -1
 	}
-	return float64(max(r.others, 0)) / float64(tick) / r.elapsed.Seconds() / float64(procs)
+	return float64(r.others) / float64(tick) / r.elapsed.Seconds() / float64(procs)
 }
 
 // busy is the share of the server's CPUs it used during the run: near 1,
@@ -704,8 +706,12 @@ func (s *loadServer) run(b *testing.B, era loadEra, temp int, pool [][]string, d
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
-	r := loadResult{elapsed: elapsed, cpuTicks: cpu1 - cpu0, clientTick: self1 - self0, others: all1 - all0 - (cpu1 - cpu0),
+	r := loadResult{elapsed: elapsed, cpuTicks: cpu1 - cpu0, clientTick: self1 - self0, others: -1,
 		mallocs: after.Mallocs - before.Mallocs, bytes: after.TotalAlloc - before.TotalAlloc}
+	if s.cpus != nil {
+		// Both counts are rounded to ticks: a few ticks below zero is none.
+		r.others = max(0, all1-all0-(cpu1-cpu0))
+	}
 	for _, n := range counts {
 		r.calls += n
 	}
