@@ -51,6 +51,9 @@ type requestInfo struct {
 	// checkedSession is the session ID the middleware checked, so that
 	// mcp-go's Validate does not pay for the MAC twice.
 	checkedSession string
+	// sessions is the session manager mcp-go asks for, kept here so that
+	// it costs no allocation of its own.
+	sessions boundSessions
 }
 
 func withRequestInfo(ctx context.Context, info *requestInfo) context.Context {

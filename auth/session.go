@@ -300,32 +300,41 @@ type sessionResolver struct{ b *binder }
 
 // ResolveSessionIdManager returns a manager bound to the request's caller.
 // mcp-go also calls it with a nil request when it closes sessions itself.
+//
+// Cost: for a request the middleware let through, nothing is allocated:
+// the manager lives in the request's requestInfo. mcp-go asks once per
+// request, from the goroutine serving it.
 func (s sessionResolver) ResolveSessionIdManager(r *http.Request) server.SessionIdManager {
-	m := &boundSessions{b: s.b}
 	if r == nil {
-		m.internal = true
-		return m
+		return &boundSessions{b: s.b, internal: true}
 	}
-	m.ctx = r.Context()
-	if c, ok := ClaimsFromContext(m.ctx); ok {
-		m.owner = ownerOf(c)
+	ctx := r.Context()
+	info := requestInfoFrom(ctx)
+	if info == nil {
+		return &boundSessions{b: s.b, ctx: ctx}
 	}
-	return m
+	if info.sessions.b != s.b {
+		info.sessions = boundSessions{b: s.b, ctx: ctx, claims: info.claims}
+	}
+	return &info.sessions
 }
 
 // boundSessions is mcp-go's view of the binding for one request.
 type boundSessions struct {
 	b        *binder
 	ctx      context.Context
-	owner    string // issuer and subject of the caller; empty when unauthenticated
-	internal bool   // mcp-go itself, closing sessions
+	claims   *Claims // the caller; nil when unauthenticated
+	internal bool    // mcp-go itself, closing sessions
 }
+
+// owner names the caller; empty when unauthenticated.
+func (m *boundSessions) owner() string { return ownerOf(m.claims) }
 
 var errSessionNotOwned = errors.New("session not found")
 
 // Generate mints a session ID bound to the caller.
 func (m *boundSessions) Generate() string {
-	return m.b.generate(m.owner, time.Now())
+	return m.b.generate(m.owner(), time.Now())
 }
 
 // Validate accepts only live session IDs minted for this caller.
@@ -335,7 +344,7 @@ func (m *boundSessions) Validate(id string) (isTerminated bool, err error) {
 		return false, nil // the middleware checked owner, lifetime and end
 	}
 	s, ok := parseSessionID(id)
-	if !ok || s.b != m.b || !s.ownedBy(m.owner) {
+	if !ok || s.b != m.b || !s.ownedBy(m.owner()) {
 		return false, errSessionNotOwned
 	}
 	return s.b.hasEnded(id), nil
@@ -348,9 +357,10 @@ func (m *boundSessions) Terminate(id string) (isNotAllowed bool, err error) {
 	if !ok || s.b != m.b {
 		return !m.internal, nil
 	}
-	if !m.internal && !s.ownedBy(m.owner) {
+	owner := m.owner()
+	if !m.internal && !s.ownedBy(owner) {
 		return true, nil
 	}
-	s.b.end(id, m.owner, s.issued, time.Now())
+	s.b.end(id, owner, s.issued, time.Now())
 	return false, nil
 }
