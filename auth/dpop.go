@@ -116,11 +116,10 @@ const (
 	minNonceSecret = 32
 	// nonceRotation is how often a new nonce is issued; the previous one
 	// stays good for one more period.
-	nonceRotation  = 5 * time.Minute
-	headerDPoP     = "Dpop" // canonical, so lookups do not allocate
-	headerNonce    = "Dpop-Nonce"
-	schemeDPoP     = "DPoP"
-	exposeWithDPoP = "WWW-Authenticate, DPoP-Nonce"
+	nonceRotation = 5 * time.Minute
+	headerDPoP    = "Dpop" // canonical, so lookups do not allocate
+	headerNonce   = "Dpop-Nonce"
+	schemeDPoP    = "DPoP"
 )
 
 // Why a credential is refused before any proof is looked at.

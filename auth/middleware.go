@@ -229,9 +229,12 @@ func newGuard(p AuthProvider, s settings) *guard {
 // Policy scopes the token lacks (403). A request it lets through ends when
 // its token expires, so streams do not outlive their token.
 //
-// OPTIONS requests from allowed origins pass unauthenticated, so that CORS
-// preflight requests, which never carry credentials, reach the MCP
-// server's CORS handling.
+// A request from an allowed origin gets CORS headers: a preflight (OPTIONS
+// with Access-Control-Request-Method), which never carries credentials, is
+// answered here with 204 and the methods and headers MCP clients send, and
+// every other answer, refusals included, lets the page read it and its
+// WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version and DPoP-Nonce
+// headers. Other OPTIONS requests pass to the MCP server unauthenticated.
 func Middleware(p AuthProvider, opts ...Option) func(http.Handler) http.Handler {
 	s := collect(opts)
 	warnSessionSecret(s)
@@ -257,9 +260,16 @@ func middleware(p AuthProvider, s settings) func(http.Handler) http.Handler {
 }
 
 func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	if origin := r.Header.Get(headerOrigin); origin != "" && !g.origins.allows(origin) {
-		g.refuse(w, r, errOrigin)
-		return
+	if origin := r.Header.Get(headerOrigin); origin != "" {
+		if !g.origins.allows(origin) {
+			g.refuse(w, r, errOrigin)
+			return
+		}
+		allowOrigin(w.Header(), origin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			preflight(w)
+			return
+		}
 	}
 	if r.Method == http.MethodOptions {
 		next.ServeHTTP(w, r)
@@ -589,13 +599,6 @@ var b64TokenChar = func() (t [256]bool) {
 // a body.
 func (g *guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	h := w.Header()
-	if origin := r.Header.Get(headerOrigin); origin != "" && !errors.Is(err, errOrigin) {
-		// Browser clients must be able to read the challenge to start
-		// the OAuth flow. Nothing in a refusal is private.
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Add("Vary", headerOrigin)
-		h.Set("Access-Control-Expose-Headers", exposeWithDPoP)
-	}
 	if unreadBody(r) {
 		// net/http reads the rest of a body nobody read, to reuse the
 		// connection: give it little time, so that a body that never

@@ -198,7 +198,7 @@ func TestOrigins(t *testing.T) {
 		{"no origin, no token", byDefault.URL, "POST", "", "", 401, bodyNoToken, ""},
 		{"the resource's own origin", byDefault.URL, "POST", "https://mcp.example.com", "", 401, bodyNoToken, "https://mcp.example.com"},
 		{"own origin, default port spelled out", byDefault.URL, "POST", "https://mcp.example.com:443", "", 401, bodyNoToken, "https://mcp.example.com:443"},
-		{"own origin in capitals", byDefault.URL, "POST", "HTTPS://MCP.EXAMPLE.COM", "good", 200, "next POST", ""},
+		{"own origin in capitals", byDefault.URL, "POST", "HTTPS://MCP.EXAMPLE.COM", "good", 200, "next POST", "HTTPS://MCP.EXAMPLE.COM"},
 		{"another site", byDefault.URL, "POST", "http://evil.example", "good", 403, bodyOrigin, ""},
 		{"another site, no token", byDefault.URL, "POST", "http://evil.example", "", 403, bodyOrigin, ""},
 		{"same host over http", byDefault.URL, "POST", "http://mcp.example.com", "good", 403, bodyOrigin, ""},
@@ -208,17 +208,28 @@ func TestOrigins(t *testing.T) {
 		{"GET stream from another site", byDefault.URL, "GET", "http://evil.example", "good", 403, bodyOrigin, ""},
 		{"DELETE from another site", byDefault.URL, "DELETE", "http://evil.example", "good", 403, bodyOrigin, ""},
 		{"preflight from another site", byDefault.URL, "OPTIONS", "http://evil.example", "", 403, bodyOrigin, ""},
-		{"preflight from the resource's origin reaches the server", byDefault.URL, "OPTIONS", "https://mcp.example.com", "", 200, "next OPTIONS", ""},
-		{"listed origin", listed.URL, "POST", "https://app.example.com", "good", 200, "next POST", ""},
+		{"OPTIONS that is no preflight reaches the server", byDefault.URL, "OPTIONS", "https://mcp.example.com", "", 200, "next OPTIONS", "https://mcp.example.com"},
+		{"preflight from the resource's origin", byDefault.URL, "PREFLIGHT", "https://mcp.example.com", "", 204, "", "https://mcp.example.com"},
+		{"preflight from a listed origin", listed.URL, "PREFLIGHT", "http://localhost:6274", "", 204, "", "http://localhost:6274"},
+		{"real preflight from another site", listed.URL, "PREFLIGHT", "http://evil.example", "", 403, bodyOrigin, ""},
+		{"listed origin", listed.URL, "POST", "https://app.example.com", "good", 200, "next POST", "https://app.example.com"},
 		{"listed origin, refused token", listed.URL, "POST", "https://app.example.com", "bad", 401, bodyInvalid, "https://app.example.com"},
-		{"loopback, any port", listed.URL, "POST", "http://localhost:6274", "good", 200, "next POST", ""},
-		{"IPv6 loopback, any port", listed.URL, "POST", "http://[::1]:6274", "good", 200, "next POST", ""},
+		{"loopback, any port", listed.URL, "POST", "http://localhost:6274", "good", 200, "next POST", "http://localhost:6274"},
+		{"IPv6 loopback, any port", listed.URL, "POST", "http://[::1]:6274", "good", 200, "next POST", "http://[::1]:6274"},
 		{"loopback over https is another origin", listed.URL, "POST", "https://localhost:6274", "good", 403, bodyOrigin, ""},
 		{"the default is replaced", listed.URL, "POST", "https://mcp.example.com", "good", 403, bodyOrigin, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := p.calls.Load()
-			req, _ := http.NewRequest(tc.method, tc.url+"/mcp", nil)
+			method := tc.method
+			if method == "PREFLIGHT" {
+				method = http.MethodOptions
+			}
+			req, _ := http.NewRequest(method, tc.url+"/mcp", nil)
+			if tc.method == "PREFLIGHT" {
+				req.Header.Set("Access-Control-Request-Method", "POST")
+				req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version, dpop")
+			}
 			if tc.origin != "" {
 				req.Header.Set("Origin", tc.origin)
 			}
@@ -233,8 +244,16 @@ func TestOrigins(t *testing.T) {
 			assert.Equal(t, tc.body, string(body))
 			assert.Equal(t, tc.allowOrigin, resp.Header.Get("Access-Control-Allow-Origin"))
 			if tc.allowOrigin != "" {
-				assert.Equal(t, "WWW-Authenticate, DPoP-Nonce", resp.Header.Get("Access-Control-Expose-Headers"))
-				assert.Equal(t, "Origin", resp.Header.Get("Vary"))
+				assert.Equal(t, "WWW-Authenticate, DPoP-Nonce, Mcp-Session-Id, Mcp-Protocol-Version", resp.Header.Get("Access-Control-Expose-Headers"))
+				assert.Equal(t, []string{"Origin"}, resp.Header.Values("Vary"))
+			}
+			if tc.status == http.StatusNoContent {
+				assert.Equal(t, "GET, POST, DELETE, OPTIONS", resp.Header.Get("Access-Control-Allow-Methods"))
+				assert.Equal(t, "Authorization, Content-Type, Accept, DPoP, Last-Event-ID, Mcp-Method, Mcp-Name, Mcp-Protocol-Version, Mcp-Session-Id",
+					resp.Header.Get("Access-Control-Allow-Headers"))
+				assert.Equal(t, "600", resp.Header.Get("Access-Control-Max-Age"))
+				assert.Empty(t, resp.Header.Get("Access-Control-Allow-Credentials"))
+				assert.Equal(t, before, p.calls.Load(), "a preflight carries no token and none is looked at")
 			}
 			if tc.status == http.StatusForbidden {
 				assert.Empty(t, resp.Header.Get("WWW-Authenticate"))

@@ -6,6 +6,7 @@ package auth
 // another site is kept from driving a user's local or signed-in server.
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -16,8 +17,8 @@ import (
 // before anything else; requests without Origin (every non-browser client)
 // are unaffected. An entry is an origin such as "https://app.example.com";
 // "http://localhost:*" allows any port of that scheme and host, which suits
-// local tools such as MCP Inspector. Browser clients also need CORS answers
-// from the MCP server (server.WithStreamableHTTPCORS in mcp-go).
+// local tools such as MCP Inspector. The middleware gives allowed origins
+// the CORS answers browsers need (see Middleware).
 func WithAllowedOrigins(origins ...string) Option {
 	return func(s *settings) { s.origins = append([]string{}, origins...) }
 }
@@ -92,4 +93,32 @@ func (list origins) allows(o string) bool {
 		}
 	}
 	return false
+}
+
+// CORS for allowed origins. The lists are what MCP clients send and read:
+// the credentials (Authorization, DPoP), the transport's headers, and the
+// challenge and nonce of a refusal.
+const (
+	corsAllowMethods  = "GET, POST, DELETE, OPTIONS"
+	corsAllowHeaders  = "Authorization, Content-Type, Accept, DPoP, Last-Event-ID, Mcp-Method, Mcp-Name, Mcp-Protocol-Version, Mcp-Session-Id"
+	corsExposeHeaders = "WWW-Authenticate, DPoP-Nonce, Mcp-Session-Id, Mcp-Protocol-Version"
+	corsMaxAge        = "600"
+)
+
+// allowOrigin lets a page of origin, which is allowed, read the answer.
+// Nothing is shared beyond what the page's own token already gets: no
+// cookies are used, so no credentials are allowed.
+func allowOrigin(h http.Header, origin string) {
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+}
+
+// preflight answers a CORS preflight of an allowed origin.
+func preflight(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+	h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+	h.Set("Access-Control-Max-Age", corsMaxAge)
+	w.WriteHeader(http.StatusNoContent)
 }
