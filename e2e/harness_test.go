@@ -78,6 +78,9 @@ type setup struct {
 	mcpServer *server.MCPServer
 	// handlerOptions are passed to auth.Handler (auth.WithPolicy, ...).
 	handlerOptions []auth.Option
+	// config, when set, adjusts the provider's Config (IssuerOrigins, ...)
+	// once the fake Descope is up.
+	config func(*descope.Config, *descopetest.Server)
 }
 
 // env is a fake Descope and an mcp-go server protected by the library, both
@@ -112,14 +115,18 @@ func newEnv(t *testing.T, s setup) *env {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	p, err := descope.New(descope.Config{
+	cfg := descope.Config{
 		WellKnownURL:   ds.WellKnownURL(),
 		ServerURL:      "http://" + ln.Addr().String() + s.layout.prefix,
 		MCPPath:        s.layout.mcpPath,
 		RequiredScopes: s.requiredScopes,
 		Leeway:         s.leeway,
 		Logger:         slog.New(slog.DiscardHandler),
-	})
+	}
+	if s.config != nil {
+		s.config(&cfg, ds)
+	}
+	p, err := descope.New(cfg)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("descope.New: %v", err)
@@ -623,9 +630,11 @@ func (e *env) flowStages(era string) []stage {
 			return x.Method == http.MethodGet && x.URL == e.prmURL && x.Status == http.StatusOK
 		}},
 		{"authorization-server metadata discovery", func(x exchange) bool {
+			// On the fake's own address, or on the host of the issuer the
+			// client follows (a custom domain).
 			return x.Method == http.MethodGet && x.Status == http.StatusOK &&
-				strings.HasPrefix(x.URL, e.ds.URL()+"/") && strings.Contains(x.URL, "/.well-known/") &&
-				!strings.Contains(x.URL, "jwks")
+				(strings.HasPrefix(x.URL, e.ds.URL()+"/") || strings.HasPrefix(x.URL, originOf(e.as.Issuer)+"/")) &&
+				strings.Contains(x.URL, "/.well-known/") && !strings.Contains(x.URL, "jwks")
 		}},
 		{"dynamic client registration", func(x exchange) bool {
 			return x.Method == http.MethodPost && x.URL == e.as.RegistrationEndpoint && x.Status == http.StatusCreated
@@ -641,6 +650,15 @@ func (e *env) flowStages(era string) []stage {
 		connect,
 		{"tools/call whoami", func(x exchange) bool { return x.isMCP(e, "tools/call") }},
 	}
+}
+
+// originOf returns scheme://host of a URL, or "" if it has none.
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // isMCP reports whether x is a JSON-RPC call of method to the MCP endpoint

@@ -63,6 +63,9 @@ type tsOptions struct {
 	Tools          []string `json:"tools,omitempty"`          // tools to call after connecting (default whoami)
 	WaitMs         int      `json:"waitMs,omitempty"`         // then wait and call whoami again
 	NoRefreshToken bool     `json:"noRefreshToken,omitempty"` // register without the refresh_token grant
+	// ClientMetadataURL is a client ID metadata document's URL, the
+	// client_id where the authorization server supports them.
+	ClientMetadataURL string `json:"clientMetadataUrl,omitempty"`
 }
 
 // tsResult is what the driver prints.

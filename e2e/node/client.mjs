@@ -13,7 +13,10 @@
 //                   ["whoami"]); each is called without arguments;
 //   waitMs          then wait this long and call whoami again;
 //   noRefreshToken  register without the refresh_token grant, so that the
-//                   authorization server issues no refresh token.
+//                   authorization server issues no refresh token;
+//   clientMetadataUrl  the https URL of a client ID metadata document, used
+//                   as client_id where the authorization server supports
+//                   them (instead of registering).
 //
 // When a tool call stops for a new authorization (the SDK throws
 // UnauthorizedError after redirectToAuthorization, as it does on a 403
@@ -117,6 +120,9 @@ class HeadlessProvider {
   }
   get redirectUrl() {
     return REDIRECT_URI;
+  }
+  get clientMetadataUrl() {
+    return options.clientMetadataUrl || undefined;
   }
   get clientMetadata() {
     return {
