@@ -6,7 +6,11 @@
 // an mcp-go server protected by the library. One test runs the example
 // server as its own process with DPoP required, and signs in with mcp-go's
 // client speaking DPoP through descopetest's key (nonces at the token
-// endpoint and at the MCP server included).
+// endpoint and at the MCP server included). Another runs three replicas of
+// the example behind nginx, sharing one fake Descope and one session secret,
+// and has the Go SDK's and the TypeScript SDK's clients sign in and call
+// tools across them while one replica is killed; it needs nginx, and is
+// skipped without it, unless CI=true, where it fails.
 //
 // It is a module of its own so that its test-only dependencies (the Go SDK,
 // and the npm packages under node/) never reach the library's users.
