@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/mcp-go-contrib/descope/auth/internal/caller"
 )
 
 // Claims describe the verified caller of a request.
@@ -54,6 +56,20 @@ type requestInfo struct {
 	// sessions is the session manager mcp-go asks for, kept here so that
 	// it costs no allocation of its own.
 	sessions boundSessions
+	// token is the access token the middleware accepted. It is read only
+	// through package caller, by this module's providers; never by
+	// tools.
+	token string
+}
+
+func init() {
+	caller.TokenOf = func(ctx context.Context) (string, bool) {
+		info := requestInfoFrom(ctx)
+		if info == nil || info.token == "" {
+			return "", false
+		}
+		return info.token, true
+	}
 }
 
 func withRequestInfo(ctx context.Context, info *requestInfo) context.Context {

@@ -304,7 +304,7 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		g.refuse(w, r, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_scope", Scopes: g.required})
 		return
 	}
-	info := &requestInfo{claims: claims}
+	info := &requestInfo{claims: claims, token: token}
 	ctx := withRequestInfo(r.Context(), info)
 	if id := r.Header.Get(server.HeaderKeySessionID); id != "" {
 		// mcp-go checks the session of a POST, but not of a GET stream
