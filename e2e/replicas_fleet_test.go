@@ -242,6 +242,7 @@ func fill(j *journal, xs []exchange) {
 
 // mcpCall is one JSON-RPC request sent by hand, outside any client.
 type mcpCall struct {
+	method   string // POST when empty
 	url      string // where: nginx's endpoint or one replica's
 	token    string
 	session  string
@@ -259,7 +260,11 @@ type mcpAnswer struct {
 
 // send posts the request and reads the answer.
 func (c mcpCall) send(ctx context.Context, hc *http.Client) (mcpAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, strings.NewReader(c.body))
+	method := c.method
+	if method == "" {
+		method = http.MethodPost
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url, strings.NewReader(c.body))
 	if err != nil {
 		return mcpAnswer{}, err
 	}

@@ -10,6 +10,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -148,22 +149,30 @@ func startNginx(t testing.TB, listen string, upstreams []string) *nginxProxy {
 	t.Cleanup(n.stop)
 
 	// nginx says nothing when it is ready; it is once it accepts.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var exited bool
+	var dialErr error
+	waitFor(ctx, func() bool {
 		select {
 		case <-n.done:
-			t.Fatalf("nginx exited at start: %s\n%s", n.output(), n.errorLog())
+			exited = true
+			return true
 		default:
 		}
 		c, err := net.DialTimeout("tcp", listen, time.Second)
-		if err == nil {
+		if dialErr = err; err == nil {
 			c.Close()
-			return n
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not accept on %s: %v\n%s", listen, err, n.errorLog())
-		}
-		time.Sleep(10 * time.Millisecond)
+		return err == nil
+	})
+	switch {
+	case exited:
+		t.Fatalf("nginx exited at start: %s\n%s", n.output(), n.errorLog())
+	case dialErr != nil:
+		t.Fatalf("nginx does not accept on %s: %v\n%s", listen, dialErr, n.errorLog())
 	}
+	return n
 }
 
 // stop ends nginx at once (SIGTERM is its fast shutdown) and waits for it.

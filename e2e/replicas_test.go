@@ -21,6 +21,7 @@ import (
 //	TestReplicas/go-sdk/<era>            sign-in through nginx, whoami on every replica
 //	TestReplicas/ts-sdk/2025-11-25       the same with the TypeScript SDK
 //	TestReplicas/other-secret            a replica with another secret answers 404 to the fleet's sessions
+//	TestReplicas/session-ended           a session ended on one replica is still served by the others
 //	TestReplicas/replica-killed/<client> one replica killed mid-run, and the calls go on
 //
 // nginx's access log, which names the replica that answered each request,
@@ -107,6 +108,42 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 
+	// Ending a session is remembered by the replica that ended it, and by
+	// no other (README, Sessions): pinned here.
+	t.Run("session-ended", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+		defer cancel()
+		token := f.ds.Mint(map[string]any{"scope": scopeNotesRead + " " + scopeNotesWrite})
+		hc := &http.Client{Timeout: stepTimeout}
+		send := func(what string, c mcpCall) mcpAnswer {
+			t.Helper()
+			c.token, c.protocol = token, eraLegacy
+			a, err := c.send(ctx, hc)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			return a
+		}
+		a := send("initialize through nginx", mcpCall{url: f.mcpURL, body: initializeBody})
+		session := a.header.Get("Mcp-Session-Id")
+		if a.status != http.StatusOK || session == "" {
+			t.Fatalf("initialize through nginx: %d, session %q: %s", a.status, session, a.body)
+		}
+		ender := f.replicas[0]
+		if a := send("DELETE on "+f.name(ender.addr), mcpCall{method: http.MethodDelete, url: "http://" + ender.addr + "/mcp", session: session}); a.status != http.StatusOK {
+			t.Fatalf("DELETE of the session on %s: %d: %s", f.name(ender.addr), a.status, a.body)
+		}
+		for _, r := range f.replicas {
+			want := http.StatusOK
+			if r == ender {
+				want = http.StatusNotFound
+			}
+			if a := send("tools/call on "+f.name(r.addr), mcpCall{url: "http://" + r.addr + "/mcp", session: session, body: whoamiBody}); a.status != want {
+				t.Errorf("after the session ended on %s, %s answered it with %d, want %d: %s", f.name(ender.addr), f.name(r.addr), a.status, want, a.body)
+			}
+		}
+	})
+
 	// The last two each kill a replica: the fleet ends with one.
 	t.Run("replica-killed/go-sdk", func(t *testing.T) {
 		mark := len(f.lb.accessLog(t))
@@ -157,6 +194,7 @@ func TestReplicas(t *testing.T) {
 		}()
 		res := r.runTS(tsOptions{Tools: []string{"whoami", "whoami"}, WaitMs: 1000})
 		fill(e.journal, res.Trace)
+		cancel() // a kill still waiting for a call will see none now
 		k, ok := <-killed
 		if !ok {
 			t.Fatal("no replica was killed: the TypeScript client's session made no call through nginx")
