@@ -38,21 +38,21 @@ func BenchmarkReplicas(b *testing.B) {
 func (f *fleet) load(b *testing.B, era string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	token := f.ds.Mint(map[string]any{"scope": scopeNotesRead + " " + scopeNotesWrite})
+	token := f.ds.Mint(map[string]any{"scope": fleetScopeRead + " " + fleetScopeWrite})
 	hc := &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: replicaLoadWorkers,
 		MaxConnsPerHost:     replicaLoadWorkers,
 	}}
 	defer hc.CloseIdleConnections()
 
-	calls := make([]mcpCall, replicaLoadWorkers)
+	calls := make([]rawCall, replicaLoadWorkers)
 	for i := range calls {
-		calls[i] = mcpCall{url: f.mcpURL, token: token, protocol: era, body: whoamiBody}
+		calls[i] = rawCall{url: f.mcpURL, token: token, protocol: era, body: rawWhoamiBody}
 		if era == eraModern {
-			calls[i].headers, calls[i].body = whoamiModernHeaders, whoamiModernBody
+			calls[i].headers, calls[i].body = rawWhoamiModernHeaders, rawWhoamiModernBody
 			continue
 		}
-		a, err := mcpCall{url: f.mcpURL, token: token, protocol: era, body: initializeBody}.send(ctx, hc)
+		a, err := rawCall{url: f.mcpURL, token: token, protocol: era, body: rawInitializeBody}.send(ctx, hc)
 		if err != nil || a.status != http.StatusOK {
 			b.Fatalf("initialize: %d %v: %s", a.status, err, a.body)
 		}
@@ -102,17 +102,17 @@ func (f *fleet) cpu(b *testing.B) fleetCPU {
 	b.Helper()
 	var c fleetCPU
 	for _, r := range f.replicas {
-		d, err := cpuTime(r.cmd.Process.Pid, false)
+		d, err := procCPUTime(r.cmd.Process.Pid, false)
 		if err != nil {
 			b.Fatalf("CPU time of %s: %v", f.name(r.addr), err)
 		}
 		c.replicas += d
 	}
 	var err error
-	if c.nginx, err = cpuTime(f.lb.pid(), true); err != nil {
+	if c.nginx, err = procCPUTime(f.lb.pid(), true); err != nil {
 		b.Fatalf("CPU time of nginx: %v", err)
 	}
-	if c.client, err = cpuTime(os.Getpid(), false); err != nil {
+	if c.client, err = procCPUTime(os.Getpid(), false); err != nil {
 		b.Fatalf("CPU time of the load generator: %v", err)
 	}
 	return c

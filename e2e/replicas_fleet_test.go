@@ -55,10 +55,10 @@ func replicaBinary(t testing.TB) string {
 	return exampleBin
 }
 
-// loopbackAddr returns a loopback address with a port free a moment ago:
+// freeLoopbackAddr returns a loopback address with a port free a moment ago:
 // the replicas' and nginx's addresses must be known before any of them
 // starts, since each names the others in its configuration.
-func loopbackAddr(t testing.TB) string {
+func freeLoopbackAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,7 +84,7 @@ type replica struct {
 func startReplica(t testing.TB, ds *descopetest.Server, publicURL, secret string) *replica {
 	t.Helper()
 	bin := replicaBinary(t)
-	r := &replica{addr: loopbackAddr(t), done: make(chan struct{})}
+	r := &replica{addr: freeLoopbackAddr(t), done: make(chan struct{})}
 	r.cmd = exec.Command(bin)
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -181,9 +181,9 @@ type fleet struct {
 func newFleet(t testing.TB, n int) *fleet {
 	t.Helper()
 	nginxBinary(t) // skip before building anything
-	ds := descopetest.NewServer(descopetest.WithScopesSupported(scopeNotesRead, scopeNotesWrite))
+	ds := descopetest.NewServer(descopetest.WithScopesSupported(fleetScopeRead, fleetScopeWrite))
 	t.Cleanup(ds.Close)
-	listen := loopbackAddr(t)
+	listen := freeLoopbackAddr(t)
 	public := "http://" + listen
 	f := &fleet{ds: ds, mcpURL: public + "/mcp", prmURL: public + "/.well-known/oauth-protected-resource/mcp"}
 	// As in the Descope console: tokens for which the client names no
@@ -210,14 +210,14 @@ func newFleet(t testing.TB, n int) *fleet {
 
 // The example's scopes, which the fake Descope advertises.
 const (
-	scopeNotesRead  = "notes:read"
-	scopeNotesWrite = "notes:write"
+	fleetScopeRead  = "notes:read"
+	fleetScopeWrite = "notes:write"
 )
 
 // env is what the client runners need: the endpoint at nginx and the fake
 // Descope. Its journal starts empty; nothing in the test process sits
 // between nginx and the replicas, so a run fills it with the client's own
-// record of what nginx answered (see fill).
+// record of what nginx answered (see journalFromTrace).
 func (f *fleet) env() *env {
 	return &env{ds: f.ds, mcpURL: f.mcpURL, prmURL: f.prmURL, as: f.as, journal: &journal{}}
 }
@@ -232,16 +232,16 @@ func (f *fleet) name(addr string) string {
 	return addr
 }
 
-// fill copies a client's record of its exchanges into a journal.
-func fill(j *journal, xs []exchange) {
+// journalFromTrace copies a client's record of its exchanges into a journal.
+func journalFromTrace(j *journal, xs []exchange) {
 	for i := range xs {
 		x := xs[i]
 		j.add(&x)
 	}
 }
 
-// mcpCall is one JSON-RPC request sent by hand, outside any client.
-type mcpCall struct {
+// rawCall is one JSON-RPC request sent by hand, outside any client.
+type rawCall struct {
 	method   string // POST when empty
 	url      string // where: nginx's endpoint or one replica's
 	token    string
@@ -251,22 +251,22 @@ type mcpCall struct {
 	body     string
 }
 
-// mcpAnswer is what came back.
-type mcpAnswer struct {
+// rawAnswer is what came back.
+type rawAnswer struct {
 	status int
 	header http.Header
 	body   string
 }
 
 // send posts the request and reads the answer.
-func (c mcpCall) send(ctx context.Context, hc *http.Client) (mcpAnswer, error) {
+func (c rawCall) send(ctx context.Context, hc *http.Client) (rawAnswer, error) {
 	method := c.method
 	if method == "" {
 		method = http.MethodPost
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.url, strings.NewReader(c.body))
 	if err != nil {
-		return mcpAnswer{}, err
+		return rawAnswer{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
@@ -282,34 +282,34 @@ func (c mcpCall) send(ctx context.Context, hc *http.Client) (mcpAnswer, error) {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return mcpAnswer{}, err
+		return rawAnswer{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return mcpAnswer{status: resp.StatusCode, header: resp.Header, body: string(body)}, err
+	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: string(body)}, err
 }
 
 // JSON-RPC bodies sent by hand.
 const (
-	initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e-replicas","version":"1.0.0"}}}`
-	whoamiBody     = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`
-	// whoamiModernParams carry what protocol 2026-07-28 asks of every
+	rawInitializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e-replicas","version":"1.0.0"}}}`
+	rawWhoamiBody     = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`
+	// rawWhoamiModernParams carry what protocol 2026-07-28 asks of every
 	// request in place of a session.
-	whoamiModernParams = `{"name":"whoami","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}`
-	whoamiModernBody   = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":` + whoamiModernParams + `}`
+	rawWhoamiModernParams = `{"name":"whoami","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}`
+	rawWhoamiModernBody   = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":` + rawWhoamiModernParams + `}`
 )
 
-// whoamiModernHeaders are the headers protocol 2026-07-28 asks of a
+// rawWhoamiModernHeaders are the headers protocol 2026-07-28 asks of a
 // tools/call besides Mcp-Protocol-Version.
-var whoamiModernHeaders = mcp.StandardHeaders(eraModern, "tools/call", json.RawMessage(whoamiModernParams))
+var rawWhoamiModernHeaders = mcp.StandardHeaders(eraModern, "tools/call", json.RawMessage(rawWhoamiModernParams))
 
-// cpuTime is the CPU time (user and system) a process has used so far,
+// procCPUTime is the CPU time (user and system) a process has used so far,
 // from /proc/PID/stat; with children, that of its children too (nginx's
 // workers, which it has not waited for, are found by their parent).
-func cpuTime(pid int, children bool) (time.Duration, error) {
-	ticks, err := statTicks(pid)
+func procCPUTime(pid int, children bool) (time.Duration, error) {
+	ticks, err := procStatTicks(pid)
 	if err != nil || !children {
-		return ticksToDuration(ticks), err
+		return procTicksToDuration(ticks), err
 	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -320,29 +320,29 @@ func cpuTime(pid int, children bool) (time.Duration, error) {
 		if err != nil || child == pid {
 			continue
 		}
-		if parent, err := statField(child, 4); err == nil && parent == int64(pid) {
-			if t, err := statTicks(child); err == nil {
+		if parent, err := procStatField(child, 4); err == nil && parent == int64(pid) {
+			if t, err := procStatTicks(child); err == nil {
 				ticks += t
 			}
 		}
 	}
-	return ticksToDuration(ticks), nil
+	return procTicksToDuration(ticks), nil
 }
 
-// statTicks is utime + stime (fields 14 and 15 of /proc/PID/stat).
-func statTicks(pid int) (int64, error) {
-	u, err := statField(pid, 14)
+// procStatTicks is utime + stime (fields 14 and 15 of /proc/PID/stat).
+func procStatTicks(pid int) (int64, error) {
+	u, err := procStatField(pid, 14)
 	if err != nil {
 		return 0, err
 	}
-	s, err := statField(pid, 15)
+	s, err := procStatField(pid, 15)
 	return u + s, err
 }
 
-// statField reads field n (1-based, as proc(5) numbers them) of
+// procStatField reads field n (1-based, as proc(5) numbers them) of
 // /proc/PID/stat as an integer. The command name, field 2, may hold spaces,
 // so fields are counted from the last ')'.
-func statField(pid, n int) (int64, error) {
+func procStatField(pid, n int) (int64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
@@ -358,14 +358,16 @@ func statField(pid, n int) (int64, error) {
 	return strconv.ParseInt(fields[n-3], 10, 64)
 }
 
-// ticksToDuration converts clock ticks. /proc counts in USER_HZ, which
+// procTicksToDuration converts clock ticks. /proc counts in USER_HZ, which
 // Linux fixes at 100 on every architecture it exports to user space.
-func ticksToDuration(ticks int64) time.Duration { return time.Duration(ticks) * 10 * time.Millisecond }
+func procTicksToDuration(ticks int64) time.Duration {
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
 
-// waitFor polls cond every few milliseconds until it holds or the
+// pollUntil polls cond every few milliseconds until it holds or the
 // deadline passes. It is for conditions only another process's files show
 // (nginx's access log), which offer nothing to wait on.
-func waitFor(ctx context.Context, cond func() bool) bool {
+func pollUntil(ctx context.Context, cond func() bool) bool {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {

@@ -85,9 +85,9 @@ http {
             proxy_buffering off;
             proxy_read_timeout 1h;
             proxy_send_timeout 1h;
-            # A replica that is down (connection refused, reset before an
-            # answer) is skipped for the next one; a POST already sent is
-            # not sent twice.
+            # A replica that refuses the connection (it is down) is skipped
+            # for the next one. A POST a replica may have received is not
+            # sent again (no non_idempotent): a tool call must not run twice.
             proxy_next_upstream error timeout;
             add_header X-Upstream $upstream_addr always;
         }
@@ -140,7 +140,7 @@ func startNginx(t testing.TB, listen string, upstreams []string) *nginxProxy {
 	// -e: nginx opens its error log before it reads the config, so the
 	// compiled-in one (not writable by a user) must be replaced up front.
 	n.cmd = exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	n.cmd.Stdout = &lockedWriter{mu: &n.mu, w: &n.out}
+	n.cmd.Stdout = &nginxOutputWriter{mu: &n.mu, w: &n.out}
 	n.cmd.Stderr = n.cmd.Stdout
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start nginx: %v", err)
@@ -153,7 +153,7 @@ func startNginx(t testing.TB, listen string, upstreams []string) *nginxProxy {
 	defer cancel()
 	var exited bool
 	var dialErr error
-	waitFor(ctx, func() bool {
+	pollUntil(ctx, func() bool {
 		select {
 		case <-n.done:
 			exited = true
@@ -241,16 +241,16 @@ func (p proxied) String() string {
 		s += " (Mcp-Protocol-Version " + p.Protocol + ")"
 	}
 	if p.Session != "" {
-		s += " (session " + shortID(p.Session) + ")"
+		s += " (session " + sessionTail(p.Session) + ")"
 	}
 	if p.NewSession != "" {
-		s += " (opens session " + shortID(p.NewSession) + ")"
+		s += " (opens session " + sessionTail(p.NewSession) + ")"
 	}
 	return fmt.Sprintf("%s -> %d from %s (upstream status %s)", s, p.Status, p.Upstream, p.UpstreamStatus)
 }
 
-// shortID shows the end of a session ID, enough to tell sessions apart.
-func shortID(id string) string {
+// sessionTail shows the end of a session ID, enough to tell sessions apart.
+func sessionTail(id string) string {
 	if len(id) > 8 {
 		return "…" + id[len(id)-8:]
 	}
@@ -287,14 +287,14 @@ func (n *nginxProxy) readAccessLog() ([]proxied, error) {
 	return out, sc.Err()
 }
 
-// lockedWriter serializes writes of a process's output into a buffer that
+// nginxOutputWriter serializes writes of a process's output into a buffer that
 // the test reads while the process runs.
-type lockedWriter struct {
+type nginxOutputWriter struct {
 	mu *sync.Mutex
 	w  *bytes.Buffer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *nginxOutputWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)

@@ -47,7 +47,7 @@ func TestReplicas(t *testing.T) {
 		e := f.env()
 		r := newRun(t, "ts-sdk/"+eraLegacy+"/replicas", e)
 		res := r.runTS(tsOptions{Tools: slices.Repeat([]string{"whoami"}, 6)})
-		fill(e.journal, res.Trace)
+		journalFromTrace(e.journal, res.Trace)
 		r.okExampleTS(res, 6)
 		r.checkStages(res.Trace, eraLegacy)
 		r.checkEra(eraLegacy)
@@ -55,53 +55,41 @@ func TestReplicas(t *testing.T) {
 	})
 
 	t.Run("other-secret", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
-		defer cancel()
 		odd := startReplica(t, f.ds, f.publicURL(), "e2e replicas: a secret no other replica has")
-		token := f.ds.Mint(map[string]any{"scope": scopeNotesRead + " " + scopeNotesWrite})
-		hc := &http.Client{Timeout: stepTimeout}
-		send := func(what string, c mcpCall) mcpAnswer {
-			t.Helper()
-			c.token, c.protocol = token, eraLegacy
-			a, err := c.send(ctx, hc)
-			if err != nil {
-				t.Fatalf("%s: %v", what, err)
-			}
-			return a
-		}
+		send := f.legacySender(t)
 
 		// A session opened through nginx, on one of the fleet's replicas.
-		a := send("initialize through nginx", mcpCall{url: f.mcpURL, body: initializeBody})
+		a := send("initialize through nginx", rawCall{url: f.mcpURL, body: rawInitializeBody})
 		session := a.header.Get("Mcp-Session-Id")
 		if a.status != http.StatusOK || session == "" {
 			t.Fatalf("initialize through nginx: %d, session %q: %s", a.status, session, a.body)
 		}
-		t.Logf("session %s opened on %s", shortID(session), f.name(a.header.Get("X-Upstream")))
+		t.Logf("session %s opened on %s", sessionTail(session), f.name(a.header.Get("X-Upstream")))
 		// Every replica of the fleet serves it.
 		for _, r := range f.replicas {
-			a := send("tools/call on "+f.name(r.addr), mcpCall{url: "http://" + r.addr + "/mcp", session: session, body: whoamiBody})
+			a := send("tools/call on "+f.name(r.addr), rawCall{url: "http://" + r.addr + "/mcp", session: session, body: rawWhoamiBody})
 			if a.status != http.StatusOK || !strings.Contains(a.body, f.ds.User().Subject) {
 				t.Errorf("%s answered the fleet's session with %d, want 200 and whoami: %s", f.name(r.addr), a.status, a.body)
 			}
 		}
 		// The replica with another secret does not know it.
 		oddURL := "http://" + odd.addr + "/mcp"
-		a = send("tools/call on the odd replica", mcpCall{url: oddURL, session: session, body: whoamiBody})
+		a = send("tools/call on the odd replica", rawCall{url: oddURL, session: session, body: rawWhoamiBody})
 		if a.status != http.StatusNotFound {
 			t.Errorf("the replica with another secret answered the fleet's session with %d, want 404: %s", a.status, a.body)
 		}
 		// The token is good there; the session is what it refuses. And
 		// the sessions it opens are unknown to the fleet.
-		a = send("initialize on the odd replica", mcpCall{url: oddURL, body: initializeBody})
+		a = send("initialize on the odd replica", rawCall{url: oddURL, body: rawInitializeBody})
 		own := a.header.Get("Mcp-Session-Id")
 		if a.status != http.StatusOK || own == "" {
 			t.Fatalf("the replica with another secret refused the token itself: %d: %s", a.status, a.body)
 		}
-		if a := send("its own session there", mcpCall{url: oddURL, session: own, body: whoamiBody}); a.status != http.StatusOK {
+		if a := send("its own session there", rawCall{url: oddURL, session: own, body: rawWhoamiBody}); a.status != http.StatusOK {
 			t.Errorf("the replica with another secret refused its own session: %d: %s", a.status, a.body)
 		}
 		for _, r := range f.replicas {
-			a := send("the odd session on "+f.name(r.addr), mcpCall{url: "http://" + r.addr + "/mcp", session: own, body: whoamiBody})
+			a := send("the odd session on "+f.name(r.addr), rawCall{url: "http://" + r.addr + "/mcp", session: own, body: rawWhoamiBody})
 			if a.status != http.StatusNotFound {
 				t.Errorf("%s answered a session of the replica with another secret with %d, want 404: %s", f.name(r.addr), a.status, a.body)
 			}
@@ -111,26 +99,14 @@ func TestReplicas(t *testing.T) {
 	// Ending a session is remembered by the replica that ended it, and by
 	// no other (README, Sessions): pinned here.
 	t.Run("session-ended", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
-		defer cancel()
-		token := f.ds.Mint(map[string]any{"scope": scopeNotesRead + " " + scopeNotesWrite})
-		hc := &http.Client{Timeout: stepTimeout}
-		send := func(what string, c mcpCall) mcpAnswer {
-			t.Helper()
-			c.token, c.protocol = token, eraLegacy
-			a, err := c.send(ctx, hc)
-			if err != nil {
-				t.Fatalf("%s: %v", what, err)
-			}
-			return a
-		}
-		a := send("initialize through nginx", mcpCall{url: f.mcpURL, body: initializeBody})
+		send := f.legacySender(t)
+		a := send("initialize through nginx", rawCall{url: f.mcpURL, body: rawInitializeBody})
 		session := a.header.Get("Mcp-Session-Id")
 		if a.status != http.StatusOK || session == "" {
 			t.Fatalf("initialize through nginx: %d, session %q: %s", a.status, session, a.body)
 		}
 		ender := f.replicas[0]
-		if a := send("DELETE on "+f.name(ender.addr), mcpCall{method: http.MethodDelete, url: "http://" + ender.addr + "/mcp", session: session}); a.status != http.StatusOK {
+		if a := send("DELETE on "+f.name(ender.addr), rawCall{method: http.MethodDelete, url: "http://" + ender.addr + "/mcp", session: session}); a.status != http.StatusOK {
 			t.Fatalf("DELETE of the session on %s: %d: %s", f.name(ender.addr), a.status, a.body)
 		}
 		for _, r := range f.replicas {
@@ -138,7 +114,7 @@ func TestReplicas(t *testing.T) {
 			if r == ender {
 				want = http.StatusNotFound
 			}
-			if a := send("tools/call on "+f.name(r.addr), mcpCall{url: "http://" + r.addr + "/mcp", session: session, body: whoamiBody}); a.status != want {
+			if a := send("tools/call on "+f.name(r.addr), rawCall{url: "http://" + r.addr + "/mcp", session: session, body: rawWhoamiBody}); a.status != want {
 				t.Errorf("after the session ended on %s, %s answered it with %d, want %d: %s", f.name(ender.addr), f.name(r.addr), a.status, want, a.body)
 			}
 		}
@@ -178,7 +154,7 @@ func TestReplicas(t *testing.T) {
 		go func() {
 			defer close(killed)
 			var victim *replica
-			waitFor(ctx, func() bool {
+			pollUntil(ctx, func() bool {
 				entries, err := f.lb.readAccessLog()
 				if err != nil || len(entries) < mark {
 					return false
@@ -193,7 +169,7 @@ func TestReplicas(t *testing.T) {
 			}
 		}()
 		res := r.runTS(tsOptions{Tools: []string{"whoami", "whoami"}, WaitMs: 1000})
-		fill(e.journal, res.Trace)
+		journalFromTrace(e.journal, res.Trace)
 		cancel() // a kill still waiting for a call will see none now
 		k, ok := <-killed
 		if !ok {
@@ -217,6 +193,23 @@ func (f *fleet) goSDK(t *testing.T, era string) (*run, *sdk.ClientSession, conte
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	t.Cleanup(cancel)
 	return r, r.connectGoSDK(ctx, goSDKOptions{era: era}), ctx
+}
+
+// legacySender returns a function that sends requests by hand in protocol
+// 2025-11-25 with a token of the fake Descope's user, and fails the test
+// when one gets no answer.
+func (f *fleet) legacySender(t *testing.T) func(what string, c rawCall) rawAnswer {
+	token := f.ds.Mint(map[string]any{"scope": fleetScopeRead + " " + fleetScopeWrite})
+	hc := &http.Client{Timeout: stepTimeout}
+	return func(what string, c rawCall) rawAnswer {
+		t.Helper()
+		c.token, c.protocol = token, eraLegacy
+		a, err := c.send(t.Context(), hc)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return a
+	}
 }
 
 // whoamiExample calls the example's whoami n times and checks that each
@@ -280,7 +273,7 @@ func (r *run) okExampleTS(res tsResult, calls int) {
 // by all of them.
 func (f *fleet) checkSpread(t *testing.T, entries []proxied, session string) {
 	t.Helper()
-	calls := callsOf(entries, session)
+	calls := toolCalls(entries, session)
 	servers := map[string]int{}
 	for _, p := range calls {
 		if p.Status != http.StatusOK {
@@ -290,7 +283,7 @@ func (f *fleet) checkSpread(t *testing.T, entries []proxied, session string) {
 	}
 	if session != "" {
 		home := f.home(t, entries, session)
-		t.Logf("session %s opened on %s", shortID(session), f.name(home.addr))
+		t.Logf("session %s opened on %s", sessionTail(session), f.name(home.addr))
 	}
 	var spread []string
 	for _, addr := range slices.Sorted(maps.Keys(servers)) {
@@ -299,7 +292,7 @@ func (f *fleet) checkSpread(t *testing.T, entries []proxied, session string) {
 	t.Logf("tool calls answered by %s", strings.Join(spread, ", "))
 	for _, r := range f.replicas {
 		if servers[r.addr] == 0 {
-			t.Errorf("%s answered none of the %d tool calls; nginx logged:\n%s", f.name(r.addr), len(calls), lines(entries))
+			t.Errorf("%s answered none of the %d tool calls; nginx logged:\n%s", f.name(r.addr), len(calls), accessLines(entries))
 		}
 	}
 }
@@ -309,9 +302,9 @@ func (f *fleet) checkSpread(t *testing.T, entries []proxied, session string) {
 // nginx tried victim first and moved on.
 func (f *fleet) checkSurvived(t *testing.T, entries []proxied, victim *replica, want int) {
 	t.Helper()
-	calls := callsOf(entries, "")
+	calls := toolCalls(entries, "")
 	if len(calls) < want {
-		t.Errorf("%d tool calls after %s went down, want at least %d; nginx logged:\n%s", len(calls), f.name(victim.addr), want, lines(entries))
+		t.Errorf("%d tool calls after %s went down, want at least %d; nginx logged:\n%s", len(calls), f.name(victim.addr), want, accessLines(entries))
 	}
 	for _, p := range calls {
 		if p.Status != http.StatusOK || p.servedBy() == victim.addr {
@@ -328,9 +321,9 @@ func (f *fleet) checkSurvived(t *testing.T, entries []proxied, victim *replica, 
 	t.Logf("%s killed; %d tool calls after it went through, %d request(s) passed on by nginx", f.name(victim.addr), len(calls), retried)
 }
 
-// callsOf are the tools/call requests among entries; with a session, only
+// toolCalls are the tools/call requests among entries; with a session, only
 // those of that session.
-func callsOf(entries []proxied, session string) []proxied {
+func toolCalls(entries []proxied, session string) []proxied {
 	var out []proxied
 	for _, p := range entries {
 		if p.rpc() == "tools/call" && (session == "" || p.Session == session) {
@@ -350,14 +343,14 @@ func (f *fleet) home(t *testing.T, entries []proxied, session string) *replica {
 			}
 		}
 	}
-	t.Fatalf("nginx logged no answer that opened session %s:\n%s", shortID(session), lines(entries))
+	t.Fatalf("nginx logged no answer that opened session %s:\n%s", sessionTail(session), accessLines(entries))
 	return nil
 }
 
 // homeOfFirstCall is the replica that opened the first session seen making
 // a tool call, or nil while there is none.
 func (f *fleet) homeOfFirstCall(entries []proxied) *replica {
-	for _, call := range callsOf(entries, "") {
+	for _, call := range toolCalls(entries, "") {
 		if call.Session == "" || call.Status != http.StatusOK {
 			continue
 		}
@@ -382,7 +375,7 @@ func (f *fleet) replica(addr string) *replica {
 // publicURL is nginx's, every replica's MCP_SERVER_URL.
 func (f *fleet) publicURL() string { return strings.TrimSuffix(f.mcpURL, "/mcp") }
 
-func lines(entries []proxied) string {
+func accessLines(entries []proxied) string {
 	var b strings.Builder
 	for _, p := range entries {
 		b.WriteString("    ")
