@@ -1,9 +1,9 @@
 package descopetest
 
-// dpop.go is DPoP (RFC 9449) on both sides of the fake: the token endpoint
-// binds tokens to the key of a proof, with nonces as Descope asks for them,
-// and DPoPKey is the client's key, with a transport that signs every
-// request with it.
+// dpop.go is DPoP (RFC 9449) on both sides of the fake: the token and
+// userinfo endpoints check proofs, the token endpoint binds tokens to the
+// proof's key and hands out nonces as Descope does, and DPoPKey is a
+// client's key, with a transport that signs every request with it.
 
 import (
 	"bytes"
@@ -19,17 +19,43 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/mcp-go-contrib/descope/auth/dpop"
 )
 
-// nonceLifetime is how long a nonce of the token endpoint stays good.
-const nonceLifetime = 5 * time.Minute
+const (
+	// nonceLifetime is how long a nonce of the token endpoint stays good.
+	nonceLifetime = 5 * time.Minute
 
-// maxNonces bounds the nonces remembered at once.
-const maxNonces = 4096
+	// maxNonces bounds the nonces remembered at once.
+	maxNonces = 4096
+)
 
 // dpopAlgorithms are the proof algorithms Descope accepts.
 var dpopAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// proofChecks is the server's side of DPoP: one verifier per endpoint, so
+// that each has its own replay cache, and the token endpoint's nonces.
+type proofChecks struct {
+	token    *dpop.Verifier // nonce required
+	userInfo *dpop.Verifier // no nonce
+	nonces   *tokenNonces
+}
+
+// newProofChecks returns the DPoP checks of a server whose clock is now.
+// Nonces expire by now, but a proof's iat is checked against the real
+// time: clients sign proofs with their own clocks (as DPoPKey does), and a
+// test clock set far off would otherwise refuse every proof.
+func newProofChecks(now func() time.Time) *proofChecks {
+	n := &tokenNonces{now: now, m: make(map[string]time.Time)}
+	token, err1 := dpop.NewVerifier(dpop.Options{Algorithms: dpopAlgorithms, Nonce: n.valid})
+	userInfo, err2 := dpop.NewVerifier(dpop.Options{Algorithms: dpopAlgorithms})
+	if err := errors.Join(err1, err2); err != nil {
+		panic("descopetest: " + err.Error()) // fixed options
+	}
+	return &proofChecks{token: token, userInfo: userInfo, nonces: n}
+}
 
 // tokenNonces are the nonces the token endpoint has handed out.
 type tokenNonces struct {
@@ -63,6 +89,18 @@ func (n *tokenNonces) valid(_ context.Context, v string) bool {
 	return ok && n.now().Before(exp)
 }
 
+// ExpireDPoPNonces makes every nonce the token endpoint has handed out
+// stale, as their five minutes running out would: the next token request
+// with a DPoP proof is refused with use_dpop_nonce and a new nonce. Use it
+// to test that a client copes with a nonce that went stale between
+// sign-in and refresh.
+func (s *Server) ExpireDPoPNonces() {
+	n := s.proofs.nonces
+	n.mu.Lock()
+	clear(n.m)
+	n.mu.Unlock()
+}
+
 // checkDPoP checks the DPoP proof of a token request, if it has one, and
 // returns the thumbprint to bind the token to ("" without a proof). Like
 // Descope, it answers a proof without a current nonce with use_dpop_nonce
@@ -78,20 +116,112 @@ func (s *Server) checkDPoP(w http.ResponseWriter, r *http.Request) (string, *oau
 	default:
 		return "", errorf("invalid_dpop_proof", "more than one DPoP header")
 	}
-	p, err := s.proofs.Verify(r.Context(), proofs[0], dpop.Request{Method: r.Method, URL: s.requestBase(r) + r.URL.Path})
+	p, err := s.proofs.token.Verify(r.Context(), proofs[0], dpop.Request{Method: r.Method, URL: s.endpointURL(r)})
 	switch {
 	case errors.Is(err, dpop.ErrUseNonce):
-		w.Header().Set("DPoP-Nonce", s.nonces.issue())
+		w.Header().Set("DPoP-Nonce", s.proofs.nonces.issue())
 		return "", errorf("use_dpop_nonce", "Authorization server requires nonce in DPoP proof")
 	case err != nil:
-		return "", errorf("invalid_dpop_proof", "%v", err)
+		return "", errorf("invalid_dpop_proof", "DPoP proof refused: %s", proofReason(err))
 	}
 	return p.Thumbprint, nil
 }
 
+// The authorization schemes of access tokens.
+const (
+	schemeBearer = "Bearer"
+	schemeDPoP   = "DPoP"
+)
+
+// accessToken returns the token of an "Authorization: Bearer" or
+// "Authorization: DPoP" header and its scheme, spelled as above (the
+// header's spelling does not matter), or "", "" for anything else.
+func accessToken(r *http.Request) (token, scheme string) {
+	name, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	switch {
+	case !ok || token == "":
+		return "", ""
+	case strings.EqualFold(name, schemeBearer):
+		return token, schemeBearer
+	case strings.EqualFold(name, schemeDPoP):
+		return token, schemeDPoP
+	}
+	return "", ""
+}
+
+// endpointURL is the URL a request was sent to, as a proof's htu names it:
+// one of the server's own base URLs (the custom domain's, when the request
+// came to it) and the path.
+func (s *Server) endpointURL(r *http.Request) string { return s.requestBase(r) + r.URL.Path }
+
+// proofReason is the fixed reason code of a refused proof, such as "htu",
+// "iat" or "replay". A real server would not tell it to the client; the
+// fake does because a test whose proof is refused wants to know why, and
+// the code never holds text taken from the proof.
+func proofReason(err error) string {
+	if pe, ok := errors.AsType[*dpop.ProofError](err); ok {
+		return pe.Reason
+	}
+	return "request unusable"
+}
+
+// userInfoBinding checks the DPoP side of a userinfo request whose access
+// token, with claims, came in scheme: a token bound to a key (cnf.jkt)
+// must come in the DPoP scheme with a proof by that key and for that
+// token (RFC 9449 §7.1), an unbound one in the Bearer scheme. It returns
+// the error code to refuse the request with, or "". Userinfo asks for no
+// nonce.
+func (s *Server) userInfoBinding(r *http.Request, scheme, token string, claims jwt.MapClaims) string {
+	cnf, _ := claims["cnf"].(map[string]any)
+	jkt, _ := cnf["jkt"].(string)
+	if scheme != schemeDPoP {
+		if claims["cnf"] != nil {
+			return "invalid_token"
+		}
+		return ""
+	}
+	if jkt == "" {
+		return "invalid_token"
+	}
+	proofs := r.Header.Values("DPoP")
+	if len(proofs) != 1 {
+		return "invalid_dpop_proof"
+	}
+	_, err := s.proofs.userInfo.Verify(r.Context(), proofs[0], dpop.Request{
+		Method: r.Method, URL: s.endpointURL(r), AccessToken: token, KeyThumbprint: jkt,
+	})
+	switch {
+	case errors.Is(err, dpop.ErrKeyMismatch):
+		return "invalid_token"
+	case err != nil:
+		return "invalid_dpop_proof"
+	}
+	return ""
+}
+
+// refuseUserInfo answers a userinfo request with 401 and a challenge for
+// each scheme the endpoint accepts, Bearer first; the error code, when
+// there is one, goes on the scheme the request used (RFC 9449 §7.2).
+func refuseUserInfo(w http.ResponseWriter, scheme, code string) {
+	bearer := `Bearer realm="descopetest"`
+	withDPoP := `DPoP realm="descopetest", algs="` + strings.Join(dpopAlgorithms, " ") + `"`
+	switch {
+	case code == "":
+	case scheme == schemeDPoP:
+		withDPoP += `, error="` + code + `"`
+	default:
+		bearer += `, error="` + code + `"`
+	}
+	w.Header().Set("WWW-Authenticate", bearer)
+	w.Header().Add("WWW-Authenticate", withDPoP)
+	w.WriteHeader(http.StatusUnauthorized)
+}
+
 // MintBound is [Server.Mint] for a token bound to key: it carries cnf.jkt,
 // key's thumbprint, as tokens issued for a DPoP proof do. Send it as
-// "Authorization: DPoP <token>" with a proof from key.
+// "Authorization: DPoP <token>" with a proof from key, which is what
+// [DPoPKey.Transport] does. A "cnf" entry in claims replaces the binding.
 func (s *Server) MintBound(claims map[string]any, key *DPoPKey) string {
 	c := map[string]any{"cnf": map[string]any{"jkt": key.Thumbprint()}}
 	for k, v := range claims {

@@ -622,14 +622,14 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// handleUserInfo serves a minimal userinfo endpoint: it checks the bearer
-// access token and answers with its sub, email and name claims.
+// handleUserInfo serves a minimal userinfo endpoint: it checks the access
+// token, a bearer token or a DPoP-bound one with its proof, and answers
+// with its sub, email and name claims.
 func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	raw, ok := bearerToken(r)
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="descopetest"`)
-		w.WriteHeader(http.StatusUnauthorized)
+	raw, scheme := accessToken(r)
+	if raw == "" {
+		refuseUserInfo(w, "", "")
 		return
 	}
 	claims := jwt.MapClaims{}
@@ -645,9 +645,12 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 			err = errors.New("unknown issuer")
 		}
 	}
-	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="descopetest", error="invalid_token"`)
-		w.WriteHeader(http.StatusUnauthorized)
+	code := "invalid_token"
+	if err == nil {
+		code = s.userInfoBinding(r, scheme, raw, claims)
+	}
+	if code != "" {
+		refuseUserInfo(w, scheme, code)
 		return
 	}
 	info := map[string]any{}
@@ -657,14 +660,6 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, info)
-}
-
-// bearerToken returns the token of an "Authorization: Bearer" header; the
-// scheme name is case-insensitive.
-func bearerToken(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
 }
 
 // normalizeScope returns scope with its values separated by single spaces.

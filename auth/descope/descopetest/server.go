@@ -12,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/mcp-go-contrib/descope/auth/dpop"
 )
 
 // Defaults used by [NewServer] when no option overrides them.
@@ -180,8 +178,10 @@ func WithTokenLifetime(d time.Duration) Option {
 }
 
 // WithClock sets the time source for the iat and exp claims and for the
-// expiry of authorization codes and refresh tokens (default time.Now). It
-// must be safe for concurrent use.
+// expiry of authorization codes, refresh tokens and DPoP nonces (default
+// time.Now). It must be safe for concurrent use. DPoP proofs are still
+// checked against the real time, since clients sign them by their own
+// clocks.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) { c.now = now }
 }
@@ -223,8 +223,7 @@ type Server struct {
 	codes         map[string]*authCode
 	refreshTokens map[string]*grant
 
-	proofs *dpop.Verifier // DPoP proofs at the token endpoint
-	nonces *tokenNonces
+	proofs *proofChecks // DPoP at the token and userinfo endpoints (dpop.go)
 }
 
 // NewServer starts a fake Descope identity provider and returns it. It
@@ -271,12 +270,7 @@ func NewServer(opts ...Option) *Server {
 		codes:         make(map[string]*authCode),
 		refreshTokens: make(map[string]*grant),
 	}
-	s.nonces = &tokenNonces{now: cfg.now, m: make(map[string]time.Time)}
-	var err error
-	s.proofs, err = dpop.NewVerifier(dpop.Options{Algorithms: dpopAlgorithms, Nonce: s.nonces.valid, Now: cfg.now})
-	if err != nil {
-		panic("descopetest: " + err.Error()) // fixed options
-	}
+	s.proofs = newProofChecks(cfg.now)
 	s.projectLevel.Store(cfg.projectLevel)
 	s.RotateKey()
 
