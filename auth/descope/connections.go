@@ -88,9 +88,12 @@ type ConnectionRequest struct {
 	// Scopes are the third-party scopes the token must carry. Empty means
 	// the user's latest token for the app, whatever its scopes.
 	Scopes []string
-	// Tenant, when set, asks for the tenant's connection instead of the
-	// user's.
+	// Tenant, when set, asks for the user's connection within that
+	// tenant.
 	Tenant string
+	// TenantWide asks for the connection made for the whole Tenant (by
+	// its admin) instead of the user's own.
+	TenantWide bool
 }
 
 // ConnectionToken is a third-party access token from Descope's vault.
@@ -180,6 +183,9 @@ func (c *Connections) Token(ctx context.Context, req ConnectionRequest) (*Connec
 	if req.App == "" {
 		return nil, fail(ErrConnectionRefused, errors.New("ConnectionRequest.App is empty"))
 	}
+	if req.TenantWide && req.Tenant == "" {
+		return nil, fail(ErrConnectionRefused, errors.New("ConnectionRequest.TenantWide needs Tenant"))
+	}
 	claims, ok := ClaimsFromContext(ctx)
 	token, hasToken := caller.TokenOf(ctx)
 	if !ok || !hasToken {
@@ -195,6 +201,9 @@ func (c *Connections) Token(ctx context.Context, req ConnectionRequest) (*Connec
 	if len(req.Scopes) == 0 {
 		key += "\x00latest"
 	}
+	if req.TenantWide {
+		key += "\x00tenant-wide"
+	}
 	return c.cache.get(key, func() (*ConnectionToken, error) {
 		// The fetch outlives a caller that gives up: others may wait on it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
@@ -203,10 +212,10 @@ func (c *Connections) Token(ctx context.Context, req ConnectionRequest) (*Connec
 	})
 }
 
-// tokenRequest is the body of both token endpoints: only documented fields.
+// tokenRequest is the body of the token endpoints: only documented fields.
 type tokenRequest struct {
 	AppID    string       `json:"appId"`
-	UserID   string       `json:"userId"`
+	UserID   string       `json:"userId,omitempty"`
 	Scopes   []string     `json:"scopes,omitempty"`
 	TenantID string       `json:"tenantId,omitempty"`
 	Options  tokenOptions `json:"options"`
@@ -233,6 +242,8 @@ type descopeError struct {
 const (
 	pathUserToken       = "/v1/mgmt/outbound/app/user/token"
 	pathUserTokenLatest = "/v1/mgmt/outbound/app/user/token/latest"
+	pathTenantToken     = "/v1/mgmt/outbound/app/tenant/token"
+	pathTenantLatest    = "/v1/mgmt/outbound/app/tenant/token/latest"
 	pathConnect         = "/v1/mgmt/outbound/app/connect"
 	codeNotConnected    = "E111504"
 )
@@ -242,6 +253,12 @@ func (c *Connections) fetch(ctx context.Context, token, userID string, req Conne
 	path := pathUserTokenLatest
 	if len(scopes) > 0 {
 		body.Scopes, path = scopes, pathUserToken
+	}
+	if req.TenantWide {
+		body.UserID, path = "", pathTenantLatest
+		if len(scopes) > 0 {
+			path = pathTenantToken
+		}
 	}
 	status, answer, err := c.post(ctx, token, path, body)
 	if err != nil {

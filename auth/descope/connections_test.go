@@ -77,7 +77,11 @@ func (v *vault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/v1/mgmt/outbound/app/connect":
 		_, _ = io.WriteString(w, `{"url":"https://connect.example/`+fmt.Sprint(body["appId"])+`"}`)
-	case "/v1/mgmt/outbound/app/user/token", "/v1/mgmt/outbound/app/user/token/latest":
+	case "/v1/mgmt/outbound/app/user/token", "/v1/mgmt/outbound/app/user/token/latest",
+		"/v1/mgmt/outbound/app/tenant/token", "/v1/mgmt/outbound/app/tenant/token/latest":
+		if strings.Contains(r.URL.Path, "/tenant/") {
+			connected = v.connected["tenant:"+fmt.Sprint(body["tenantId"])+"/"+fmt.Sprint(body["appId"])]
+		}
 		if !connected {
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"errorCode":"E111504","errorDescription":"Outbound app user token not found","errorMessage":"not found"}`)
@@ -275,4 +279,14 @@ func TestConnectionTokenNeedsAMiddlewareCaller(t *testing.T) {
 	_, err := e.conns.Token(ctx, descope.ConnectionRequest{App: "x"})
 	assert.True(t, errors.Is(err, descope.ErrConnectionRefused), "%v", err)
 	assert.Equal(t, int64(0), e.v.hits.Load())
+}
+
+func TestConnectionTokenTenantWide(t *testing.T) {
+	e := newConnEnv(t, descope.ConnectionRequest{App: "jira", Tenant: "T9", TenantWide: true, Scopes: []string{"read"}}, 0)
+	e.v.connected["tenant:T9/jira"] = true
+	got := e.call(t, e.userToken("outbound.token.fetch"))
+	assert.True(t, strings.HasPrefix(got, "token third-party-secret"), got)
+	assert.Equal(t, []string{"/v1/mgmt/outbound/app/tenant/token"}, e.v.paths)
+	assert.Equal(t, map[string]any{"appId": "jira", "tenantId": "T9", "scopes": []any{"read"},
+		"options": map[string]any{"withRefreshToken": false, "forceRefresh": false}}, e.v.bodies[0])
 }
