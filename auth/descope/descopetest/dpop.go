@@ -11,8 +11,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -30,6 +32,10 @@ const (
 
 	// maxNonces bounds the nonces remembered at once.
 	maxNonces = 4096
+
+	// maxChallengeBody is how much of a 400 answer the transport reads to
+	// find a use_dpop_nonce error; OAuth error bodies are far smaller.
+	maxChallengeBody = 64 << 10
 )
 
 // dpopAlgorithms are the proof algorithms Descope accepts.
@@ -258,13 +264,15 @@ func NewDPoPKey() *DPoPKey {
 // bound to it, and the value of an authorization request's dpop_jkt.
 func (k *DPoPKey) Thumbprint() string { return k.thumb }
 
-// Proof returns a fresh proof for a request: method and url (htm, htu),
-// the access token it comes with ("" at a token endpoint) and the server's
-// last nonce ("" for none).
+// Proof returns a fresh proof (new jti, iat now) for a request: method and
+// url (htm, and htu once query and fragment are dropped), the access token
+// it comes with ("" at a token endpoint) and the server's last nonce (""
+// for none). It panics only if signing fails, which it cannot with the key
+// NewDPoPKey makes.
 func (k *DPoPKey) Proof(method, url, accessToken, nonce string) string {
 	p, err := dpop.NewProof(k.key, dpop.ProofClaims{Method: method, URL: url, AccessToken: accessToken, Nonce: nonce})
 	if err != nil {
-		panic("descopetest: " + err.Error()) // an ES256 proof of our own key cannot fail
+		panic("descopetest: " + err.Error())
 	}
 	return p
 }
@@ -273,9 +281,11 @@ func (k *DPoPKey) Proof(method, url, accessToken, nonce string) string {
 // nil) that makes any HTTP client speak DPoP with k: every request gets a
 // fresh DPoP header; a request with "Authorization: Bearer <token>" is sent
 // as "Authorization: DPoP <token>" with the token's hash in the proof (one
-// already in the DPoP scheme keeps it); the last DPoP-Nonce of each origin
-// goes into later proofs; and a use_dpop_nonce answer (a 401 DPoP challenge
-// or a 400 token error) that brings a nonce is retried once with it.
+// already in the DPoP scheme, as clients that copy token_type "DPoP" into
+// the header send it, keeps it); the last DPoP-Nonce of each origin goes
+// into later proofs; and a use_dpop_nonce answer that brings a nonce (a 401
+// whose DPoP challenge says so, or a 400 token error) is retried once with
+// it, body and all. The caller's request is never changed.
 //
 // With it, an OAuth client that knows nothing of DPoP gets bound tokens at
 // the fake's token endpoint and uses them at a DPoP-protected server.
@@ -292,12 +302,19 @@ type dpopTransport struct {
 }
 
 func (t *dpopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	body, err := replayableBody(req)
-	if err != nil {
-		return nil, err
+	body, getBody := req.Body, req.GetBody
+	if body != nil && body != http.NoBody && getBody == nil {
+		// Nothing can make the body again, so it is kept for the retry.
+		b, err := io.ReadAll(body)
+		body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = io.NopCloser(bytes.NewReader(b))
+		getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
-	origin := req.URL.Scheme + "://" + req.URL.Host
-	resp, err := t.send(req, body, t.k.nonce(origin))
+	origin := originOf(req.URL)
+	resp, err := t.send(req, body, getBody, t.k.nonce(origin))
 	if err != nil {
 		return nil, err
 	}
@@ -305,10 +322,14 @@ func (t *dpopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !askedForNonce(resp) {
 		return resp, nil
 	}
-	// Retry once with the nonce just handed out.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if getBody != nil {
+		if body, err = getBody(); err != nil {
+			return resp, nil // the caller gets the challenge
+		}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxChallengeBody))
 	resp.Body.Close()
-	resp, err = t.send(req, body, t.k.nonce(origin))
+	resp, err = t.send(req, body, getBody, t.k.nonce(origin))
 	if err == nil {
 		t.k.remember(origin, resp)
 	}
@@ -316,31 +337,37 @@ func (t *dpopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // send sends a clone of req with body and a proof carrying nonce.
-func (t *dpopTransport) send(req *http.Request, body []byte, nonce string) (*http.Response, error) {
+func (t *dpopTransport) send(req *http.Request, body io.ReadCloser, getBody func() (io.ReadCloser, error), nonce string) (*http.Response, error) {
 	r := req.Clone(req.Context())
-	if body != nil {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
+	r.Body, r.GetBody = body, getBody
 	var token string
 	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok &&
-		(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) {
-		token = strings.TrimLeft(tok, " ")
-		r.Header.Set("Authorization", "DPoP "+token)
+		(strings.EqualFold(scheme, schemeBearer) || strings.EqualFold(scheme, schemeDPoP)) {
+		if token = strings.TrimSpace(tok); token != "" {
+			r.Header.Set("Authorization", schemeDPoP+" "+token)
+		}
 	}
-	u := *r.URL
-	u.RawQuery, u.Fragment = "", ""
-	r.Header.Set("DPoP", t.k.Proof(r.Method, u.String(), token, nonce))
+	r.Header.Set("DPoP", t.k.Proof(r.Method, proofURL(r.URL), token, nonce))
 	return t.base.RoundTrip(r)
 }
 
-// replayableBody reads req's body so that it can be sent twice.
-func replayableBody(req *http.Request) ([]byte, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return nil, nil
+// proofURL is u as a proof's htu: without query, fragment or user info,
+// none of which go to the server as part of the target.
+func proofURL(u *url.URL) string {
+	c := *u
+	c.User, c.RawQuery, c.ForceQuery, c.Fragment, c.RawFragment = nil, "", false, "", ""
+	return c.String()
+}
+
+// originOf is u's origin, scheme://host:port, the scope of a server's
+// nonce.
+func originOf(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
 	}
-	defer req.Body.Close()
-	return io.ReadAll(req.Body)
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 func (k *DPoPKey) nonce(origin string) string {
@@ -358,27 +385,120 @@ func (k *DPoPKey) remember(origin string, resp *http.Response) {
 }
 
 // askedForNonce reports whether resp refuses a proof for want of a nonce
-// and brings one: a 401 whose DPoP challenge says use_dpop_nonce (RFC 9449
-// §9), or a 400 token error use_dpop_nonce (§8). A 400's body is read and
-// put back.
+// and brings one: a 401 whose DPoP challenge has error="use_dpop_nonce"
+// (RFC 9449 §9), or a 400 whose JSON error is use_dpop_nonce (§8). What it
+// reads of a 400's body is put back in front of the rest.
 func askedForNonce(resp *http.Response) bool {
 	if resp.Header.Get("DPoP-Nonce") == "" {
 		return false
 	}
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
-		for _, c := range resp.Header.Values("WWW-Authenticate") {
-			if strings.HasPrefix(strings.ToLower(c), "dpop ") && strings.Contains(c, `error="use_dpop_nonce"`) {
-				return true
-			}
-		}
+		return dpopChallengeError(resp.Header.Values("WWW-Authenticate")) == "use_dpop_nonce"
 	case http.StatusBadRequest:
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(b))
-		return err == nil && bytes.Contains(b, []byte(`"use_dpop_nonce"`))
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxChallengeBody))
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+		var e struct {
+			Error string `json:"error"`
+		}
+		return err == nil && json.Unmarshal(b, &e) == nil && e.Error == "use_dpop_nonce"
 	}
 	return false
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// dpopChallengeError returns the error parameter of the DPoP challenge in
+// WWW-Authenticate values, or "". A value may hold several challenges,
+// separated by commas like their parameters (RFC 9110 §11.6.1): a name
+// followed by "=" is a parameter of the challenge before it, any other
+// name starts a challenge.
+func dpopChallengeError(values []string) string {
+	for _, v := range values {
+		inDPoP := false
+		l := authLexer{s: v}
+		for name, value, param, ok := l.next(); ok; name, value, param, ok = l.next() {
+			if !param {
+				inDPoP = strings.EqualFold(name, schemeDPoP)
+			} else if inDPoP && strings.EqualFold(name, "error") {
+				return value
+			}
+		}
+	}
+	return ""
+}
+
+// authLexer reads a WWW-Authenticate value as a sequence of scheme names
+// and name=value parameters. It skips what it cannot read (a token68, say)
+// rather than fail.
+type authLexer struct {
+	s string
+	i int
+}
+
+// next returns the next scheme name (param false) or parameter; ok is
+// false at the end.
+func (l *authLexer) next() (name, value string, param, ok bool) {
+	for {
+		l.skip(" \t,")
+		if l.i >= len(l.s) {
+			return "", "", false, false
+		}
+		if name = l.token(); name != "" {
+			break
+		}
+		l.i++ // a character no challenge starts with
+	}
+	l.skip(" \t")
+	if l.i >= len(l.s) || l.s[l.i] != '=' {
+		return name, "", false, true
+	}
+	l.i++
+	l.skip(" \t")
+	if l.i < len(l.s) && l.s[l.i] == '"' {
+		return name, l.quoted(), true, true
+	}
+	return name, l.token(), true, true
+}
+
+func (l *authLexer) skip(set string) {
+	for l.i < len(l.s) && strings.IndexByte(set, l.s[l.i]) >= 0 {
+		l.i++
+	}
+}
+
+// token reads an RFC 9110 token.
+func (l *authLexer) token() string {
+	start := l.i
+	for l.i < len(l.s) && (isAlnum(l.s[l.i]) || strings.IndexByte("!#$%&'*+-.^_`|~", l.s[l.i]) >= 0) {
+		l.i++
+	}
+	return l.s[start:l.i]
+}
+
+// quoted reads a quoted-string, the opening quote first.
+func (l *authLexer) quoted() string {
+	var b strings.Builder
+	for l.i++; l.i < len(l.s); l.i++ {
+		switch c := l.s[l.i]; {
+		case c == '"':
+			l.i++
+			return b.String()
+		case c == '\\' && l.i+1 < len(l.s):
+			l.i++
+			b.WriteByte(l.s[l.i])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // dpopJKT reads the dpop_jkt of an authorization request: "" when absent,

@@ -506,6 +506,15 @@ func postThrough(t *testing.T, hc *http.Client, u string, form url.Values) token
 	return tok
 }
 
+func mustParse(t *testing.T, u string) *url.URL {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // dpopResource is a resource server that demands the DPoP scheme, a
 // token bound to key and a proof with its nonce: the first request is
 // refused with use_dpop_nonce. It echoes the body of requests it lets in.
@@ -698,4 +707,186 @@ func equalHeaders(a, b http.Header) bool {
 		}
 	}
 	return true
+}
+
+// TestDPoPTransportChallenges: which answers the transport retries with
+// the nonce they bring (exactly once), and that it hands every other
+// answer over with its body intact.
+func TestDPoPTransportChallenges(t *testing.T) {
+	large := `{"error":"invalid_request","error_description":"` + strings.Repeat("x", 2*maxChallengeBody) + `"}`
+	tests := []struct {
+		name      string
+		status    int
+		challenge []string // WWW-Authenticate
+		nonce     string   // DPoP-Nonce
+		body      string
+		retried   bool
+	}{
+		{"401 DPoP use_dpop_nonce", 401, []string{`DPoP algs="ES256", error="use_dpop_nonce"`}, "n1", "", true},
+		{"401 both challenges in one value", 401, []string{`Bearer realm="r", DPoP algs="ES256 EdDSA", error="use_dpop_nonce"`}, "n1", "", true},
+		{"401 error on the second of two values", 401, []string{`Bearer realm="r"`, `dpop error="use_dpop_nonce"`}, "n1", "", true},
+		{"401 quoted commas before the error", 401, []string{`DPoP error_description="a, b=\"c\"", error=use_dpop_nonce`}, "n1", "", true},
+		{"401 use_dpop_nonce on the Bearer challenge", 401, []string{`Bearer error="use_dpop_nonce", DPoP algs="ES256"`}, "n1", "", false},
+		{"401 token68 challenge", 401, []string{`Basic dXNlcjpwYXNz==, DPoP error="invalid_token"`}, "n1", "", false},
+		{"401 use_dpop_nonce without a nonce", 401, []string{`DPoP error="use_dpop_nonce"`}, "", "", false},
+		{"401 invalid_dpop_proof", 401, []string{`DPoP error="invalid_dpop_proof"`}, "n1", "", false},
+		{"400 use_dpop_nonce", 400, nil, "n1", `{"error":"use_dpop_nonce","error_description":"` + descUseNonce + `"}`, true},
+		{"400 use_dpop_nonce without a nonce", 400, nil, "", `{"error":"use_dpop_nonce"}`, false},
+		{"400 use_dpop_nonce only in the description", 400, nil, "n1", `{"error":"invalid_request","error_description":"use_dpop_nonce"}`, false},
+		{"400 not JSON", 400, nil, "n1", `"use_dpop_nonce"`, false},
+		{"400 larger than what is read", 400, nil, "n1", large, false},
+		{"200 with a nonce", 200, nil, "n1", "ok", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var seen []string // the nonce of each request's proof, and its body
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				var claims struct {
+					Nonce string `json:"nonce"`
+				}
+				parts := strings.Split(r.Header.Get("DPoP"), ".")
+				b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+				_ = json.Unmarshal(b, &claims)
+				mu.Lock()
+				seen = append(seen, claims.Nonce+" "+string(body))
+				mu.Unlock()
+				for _, c := range tt.challenge {
+					w.Header().Add("WWW-Authenticate", c)
+				}
+				if tt.nonce != "" {
+					w.Header().Set("DPoP-Nonce", tt.nonce)
+				}
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			hc := &http.Client{Transport: NewDPoPKey().Transport(nil)}
+			resp, err := hc.Post(srv.URL, "text/plain", strings.NewReader("hello"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || string(body) != tt.body {
+				t.Fatalf("caller got %d %.80s, want %d %.80s", resp.StatusCode, body, tt.status, tt.body)
+			}
+			want := []string{" hello"}
+			if tt.retried {
+				want = append(want, tt.nonce+" hello")
+			}
+			if !slices.Equal(seen, want) {
+				t.Fatalf("requests (nonce, body) = %q, want %q", seen, want)
+			}
+
+			// Whatever the answer, a nonce it brought goes into the next
+			// request to the same origin.
+			if _, err := hc.Get(srv.URL); err != nil {
+				t.Fatal(err)
+			}
+			if last := seen[len(seen)-1]; last != tt.nonce+" " {
+				t.Fatalf("the next request carried nonce and body %q, want nonce %q", last, tt.nonce)
+			}
+		})
+	}
+}
+
+// TestDPoPTransportProofs: what the proof of each request names (htm, htu
+// without query, fragment or user info, ath for the token in either
+// scheme) and that other Authorization schemes are left alone.
+func TestDPoPTransportProofs(t *testing.T) {
+	k := NewDPoPKey()
+	var last *http.Request
+	rec := roundTripper(func(r *http.Request) (*http.Response, error) {
+		last = r
+		return &http.Response{StatusCode: http.StatusNoContent, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	hc := &http.Client{Transport: k.Transport(rec)}
+	v, err := dpop.NewVerifier(dpop.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		method, url, auth string
+		htu               string // exactly
+		wantAuth          string
+		token             string // ath
+	}{
+		{http.MethodGet, "https://user:pw@MCP.example.com:443/a/b?q=1#f", "", "https://MCP.example.com:443/a/b", "Basic dXNlcjpwdw==", ""},
+		{http.MethodPut, "http://127.0.0.1:8080/mcp?", "Bearer tok1", "http://127.0.0.1:8080/mcp", "DPoP tok1", "tok1"},
+		{http.MethodDelete, "http://127.0.0.1:8080/mcp", "DPoP tok2", "http://127.0.0.1:8080/mcp", "DPoP tok2", "tok2"},
+		{http.MethodPost, "http://127.0.0.1:8080/mcp", "bearer  tok3 ", "http://127.0.0.1:8080/mcp", "DPoP tok3", "tok3"},
+		{http.MethodPost, "http://127.0.0.1:8080/mcp", "Basic Zm9vOmJhcg==", "http://127.0.0.1:8080/mcp", "Basic Zm9vOmJhcg==", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.url, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, tt.url, nil)
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := last.Header.Get("Authorization"); got != tt.wantAuth {
+				t.Errorf("Authorization %q, want %q", got, tt.wantAuth)
+			}
+			p, err := v.Verify(context.Background(), last.Header.Get("DPoP"), dpop.Request{Method: tt.method, URL: tt.htu, AccessToken: tt.token, KeyThumbprint: k.Thumbprint()})
+			if err != nil {
+				t.Fatalf("proof for %s %s: %v", tt.method, tt.htu, err)
+			}
+			parts := strings.Split(last.Header.Get("DPoP"), ".")
+			b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+			var claims map[string]any
+			_ = json.Unmarshal(b, &claims)
+			if claims["htu"] != tt.htu {
+				t.Errorf("htu %v, want %s", claims["htu"], tt.htu)
+			}
+			if _, hasATH := claims["ath"]; hasATH != (tt.token != "") || p.Algorithm != "ES256" {
+				t.Errorf("claims %v, alg %s", claims, p.Algorithm)
+			}
+		})
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestDPoPChallengeError(t *testing.T) {
+	tests := []struct {
+		values []string
+		want   string
+	}{
+		{[]string{`DPoP error="use_dpop_nonce"`}, "use_dpop_nonce"},
+		{[]string{`DPoP algs="ES256", error="invalid_token", error_description="x"`}, "invalid_token"},
+		{[]string{`Bearer error="insufficient_scope", DPoP algs="ES256"`}, ""},
+		{[]string{`Bearer error="a"`, `DPoP error="b"`}, "b"},
+		{[]string{`Newauth realm="apps", type=1, title="Login to \"apps\"", DPoP   error = "c"`}, "c"},
+		{[]string{`Basic abc==, DPoP error=d`}, "d"},
+		{[]string{`DPoP`, `Bearer error="e"`}, ""},
+		{[]string{`, ,DPoP error="f`}, "f"},
+		{[]string{`DPoPX error="g"`}, ""},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		if got := dpopChallengeError(tt.values); got != tt.want {
+			t.Errorf("dpopChallengeError(%q) = %q, want %q", tt.values, got, tt.want)
+		}
+	}
+}
+
+func TestOriginOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://MCP.example.com/x":     "https://mcp.example.com:443",
+		"https://mcp.example.com:443/x": "https://mcp.example.com:443",
+		"http://127.0.0.1:8080/":        "http://127.0.0.1:8080",
+		"http://[::1]/":                 "http://[::1]:80",
+	} {
+		if got := originOf(mustParse(t, in)); got != want {
+			t.Errorf("originOf(%s) = %s, want %s", in, got, want)
+		}
+	}
 }
