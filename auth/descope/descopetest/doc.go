@@ -26,15 +26,26 @@
 // [Server.Mint], which signs a token with the current key and lets each
 // claim be overridden or removed.
 //
-// DPoP (RFC 9449) works as at Descope: a token request with a DPoP proof is
-// first refused with use_dpop_nonce and a DPoP-Nonce header, and once the
-// proof carries the nonce the access token is bound to the proof's key
-// (cnf.jkt, token_type "DPoP"); an authorization request may name the key
-// with dpop_jkt, and a public client's refresh token needs a proof by the
-// same key. On the client side, [NewDPoPKey] makes a key whose
+// DPoP (RFC 9449) works as at Descope, and is always on: a token request
+// with a DPoP proof is first refused with use_dpop_nonce and a DPoP-Nonce
+// header, and once the proof carries the nonce the access token is bound
+// to the proof's key (cnf.jkt, token_type "DPoP"); a request without a
+// proof gets a bearer token as before. An authorization request may name
+// the key with dpop_jkt, a public client's refresh token needs a proof by
+// the same key, and userinfo takes a bound token only with a proof by its
+// key. [Server.ExpireDPoPNonces] makes the nonces handed out go stale, as
+// time would. On the client side, [NewDPoPKey] makes a key whose
 // [DPoPKey.Transport] turns any HTTP client into a DPoP client, nonce
-// retries included; [DPoPKey.Proof] makes single proofs and
-// [Server.MintBound] mints bound tokens for unit tests.
+// retries included, so that OAuth and MCP clients that know nothing of
+// DPoP speak it:
+//
+//	key := descopetest.NewDPoPKey()
+//	hc := &http.Client{Transport: key.Transport(nil)}
+//	// hc for the OAuth client's token requests and for the MCP requests;
+//	// the server under test sees tokens whose cnf.jkt is key.Thumbprint().
+//
+// [DPoPKey.Proof] makes single proofs, and [Server.MintBound] mints bound
+// tokens for tests that skip the OAuth flow.
 //
 // Options reproduce the shapes real Descope takes, each on its own:
 // [WithIssuerDrift] (discovery under the agentic path declaring, and tokens

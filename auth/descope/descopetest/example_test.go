@@ -1,6 +1,7 @@
 package descopetest_test
 
 import (
+	"context"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -140,8 +141,9 @@ func ExampleDPoPKey_Transport() {
 		return
 	}
 	defer p.Close()
-	for !p.KeyStatus().Loaded {
-		time.Sleep(time.Millisecond)
+	if err := p.ReloadKeys(context.Background()); err != nil {
+		fmt.Println(err)
+		return
 	}
 	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := auth.ClaimsFromContext(r.Context())
@@ -172,6 +174,55 @@ func ExampleDPoPKey_Transport() {
 	// Output:
 	// 200 hello, U2defaultuser000000000000000
 	// 401 {"error":"invalid_token","error_description":"This endpoint accepts only DPoP-bound access tokens, sent with the DPoP scheme and a DPoP proof."}
+}
+
+// This example sends one request by hand with a proof for it: the fake's
+// userinfo endpoint takes a bound token only in the DPoP scheme, with a
+// proof by the token's key for this method, URL and token.
+func ExampleDPoPKey_Proof() {
+	idp := descopetest.NewServer()
+	defer idp.Close()
+	resp, err := http.Get(idp.WellKnownURL())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var md struct {
+		UserInfo string `json:"userinfo_endpoint"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&md)
+	resp.Body.Close()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	key := descopetest.NewDPoPKey()
+	token := idp.MintBound(nil, key)
+	for _, proof := range []string{
+		key.Proof(http.MethodGet, md.UserInfo, token, ""),
+		key.Proof(http.MethodPost, md.UserInfo, token, ""), // for another method
+	} {
+		req, _ := http.NewRequest(http.MethodGet, md.UserInfo, nil)
+		req.Header.Set("Authorization", "DPoP "+token)
+		req.Header.Set("DPoP", proof)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		resp.Body.Close()
+		fmt.Print(resp.StatusCode)
+		for _, c := range resp.Header.Values("WWW-Authenticate") {
+			if strings.HasPrefix(c, "DPoP ") {
+				fmt.Print(" ", c)
+			}
+		}
+		fmt.Println()
+	}
+	// Output:
+	// 200
+	// 401 DPoP realm="descopetest", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA", error="invalid_dpop_proof"
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
