@@ -143,7 +143,9 @@ func TestReplicas(t *testing.T) {
 		e := f.env()
 		r := newRun(t, "ts-sdk/"+eraLegacy+"/replica-killed", e)
 		// Once the session's first call is through, the replica that
-		// opened it goes down; the driver then waits and calls again.
+		// opened it goes down while the driver waits; then it calls again.
+		// (A request in flight on a replica that dies gets 502: nginx does
+		// not send a POST twice.)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		type kill struct {
@@ -168,14 +170,14 @@ func TestReplicas(t *testing.T) {
 				killed <- kill{victim, len(entries)}
 			}
 		}()
-		res := r.runTS(tsOptions{Tools: []string{"whoami", "whoami"}, WaitMs: 1000})
+		res := r.runTS(tsOptions{Tools: []string{"whoami"}, WaitMs: 1500})
 		journalFromTrace(e.journal, res.Trace)
 		cancel() // a kill still waiting for a call will see none now
 		k, ok := <-killed
 		if !ok {
 			t.Fatal("no replica was killed: the TypeScript client's session made no call through nginx")
 		}
-		r.okExampleTS(res, 3)
+		r.okExampleTS(res, 2)
 		r.checkEra(eraLegacy)
 		f.checkSurvived(t, f.lb.accessLog(t)[k.mark:], k.victim, 1)
 	})
