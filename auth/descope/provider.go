@@ -171,7 +171,7 @@ func (p *Provider) followDiscovery(issuer string, log *slog.Logger) {
 	if cur.discovered && cur.issuer == issuer {
 		return
 	}
-	if issuer != cur.issuer {
+	if issuer != cur.issuer && issuer != p.issuer {
 		log.Info("descope: the discovery document declares another issuer of the project; "+
 			"the protected-resource metadata names it", "configured", p.issuer, "declared", issuer)
 	}

@@ -3,8 +3,11 @@ package descope_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -153,4 +156,37 @@ func TestTenantIssuedTokens(t *testing.T) {
 	resp, body := g.post(t, "Bearer "+g.ds.Mint(map[string]any{"aud": resourceURL}))
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	assert.Equal(t, bodyInvalid, body)
+}
+
+// lockedBuffer collects log output written from background goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDiscoveryLogs: the operator is told when the metadata follows a
+// drifted issuer, and why a foreign one is not followed.
+func TestDiscoveryLogs(t *testing.T) {
+	var drift lockedBuffer
+	f := newFixture(t, descope.Config{Logger: slog.New(slog.NewTextHandler(&drift, nil))}, descopetest.WithIssuerDrift())
+	waitFor(t, func() bool { return f.p.AuthorizationServer() == f.ds.ProjectIssuer() })
+	assert.Equal(t, 1, strings.Count(drift.String(),
+		`msg="descope: the discovery document declares another issuer of the project; the protected-resource metadata names it" configured=`+f.ds.AgenticIssuer()+` declared=`+f.ds.ProjectIssuer()))
+
+	var foreign lockedBuffer
+	g := newFixture(t, descope.Config{Logger: slog.New(slog.NewTextHandler(&foreign, nil))}, descopetest.WithCustomDomain())
+	waitFor(t, func() bool { return strings.Contains(foreign.String(), "declared_issuer=") })
+	assert.Contains(t, foreign.String(), `list its origin in Config.IssuerOrigins (DESCOPE_ISSUER_ORIGINS)" url=`+g.ds.WellKnownURL()+` declared_issuer=`+g.ds.AgenticIssuer())
 }
