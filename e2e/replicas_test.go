@@ -38,7 +38,7 @@ func TestReplicas(t *testing.T) {
 			r.whoamiExample(ctx, cs, 6)
 			r.checkStages(r.log.all(), era)
 			r.checkEra(era)
-			f.checkSpread(t, f.lb.accessLog(t)[mark:], cs.ID())
+			f.checkSpread(t, f.logged(t, mark, 6), cs.ID())
 		})
 	}
 
@@ -51,7 +51,7 @@ func TestReplicas(t *testing.T) {
 		r.okExampleTS(res, 6)
 		r.checkStages(res.Trace, eraLegacy)
 		r.checkEra(eraLegacy)
-		f.checkSpread(t, f.lb.accessLog(t)[mark:], res.SessionID)
+		f.checkSpread(t, f.logged(t, mark, 6), res.SessionID)
 	})
 
 	t.Run("other-secret", func(t *testing.T) {
@@ -128,14 +128,14 @@ func TestReplicas(t *testing.T) {
 		modern.whoamiExample(ctx, csModern, 3)
 		legacy.whoamiExample(ctx, csLegacy, 3)
 		// The replica that opened the 2025-11-25 session goes down.
-		victim := f.home(t, f.lb.accessLog(t)[mark:], csLegacy.ID())
+		victim := f.home(t, f.logged(t, mark, 6), csLegacy.ID())
 		victim.kill()
 		killed := len(f.lb.accessLog(t))
 		for range 3 {
 			modern.whoamiExample(ctx, csModern, 2)
 			legacy.whoamiExample(ctx, csLegacy, 2)
 		}
-		f.checkSurvived(t, f.lb.accessLog(t)[killed:], victim, 12)
+		f.checkSurvived(t, f.logged(t, killed, 12), victim, 12)
 	})
 
 	t.Run("replica-killed/ts-sdk", func(t *testing.T) {
@@ -179,7 +179,7 @@ func TestReplicas(t *testing.T) {
 		}
 		r.okExampleTS(res, 2)
 		r.checkEra(eraLegacy)
-		f.checkSurvived(t, f.lb.accessLog(t)[k.mark:], k.victim, 1)
+		f.checkSurvived(t, f.logged(t, k.mark, 1), k.victim, 1)
 	})
 }
 
@@ -267,6 +267,26 @@ func (r *run) okExampleTS(res tsResult, calls int) {
 			r.failf("tools/call whoami", "%v", err)
 		}
 	}
+}
+
+// logged returns nginx's access log from line mark on, once it holds
+// calls tool calls or a few seconds have passed: nginx writes a request's
+// line just after the answer's last byte, so a client can have its answer
+// before the line is there.
+func (f *fleet) logged(t *testing.T, mark, calls int) []proxied {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var entries []proxied
+	pollUntil(ctx, func() bool {
+		all, err := f.lb.readAccessLog()
+		if err != nil || len(all) < mark {
+			return false
+		}
+		entries = all[mark:]
+		return len(toolCalls(entries, "")) >= calls
+	})
+	return entries
 }
 
 // checkSpread checks, from nginx's access log of one client's run, that
