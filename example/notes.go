@@ -117,26 +117,46 @@ func newPolicy() *auth.Policy {
 // with what a caller needs to use it.
 func newMCPServer(st *store, pol *auth.Policy) *server.MCPServer {
 	s := server.NewMCPServer("notes", "1.0.0", append(pol.ServerOptions(), server.WithToolCapabilities(false))...)
+	// Every tool states all four hints: mcp-go's defaults describe a
+	// destructive, open-world tool, and clients badge it so. None reaches
+	// anything outside this server's memory (closed-world).
 	pol.AddTool(s, mcp.NewTool("whoami",
 		mcp.WithDescription("Shows who you are signed in as: subject, client, scopes, roles, permissions and tenants. Open to every signed-in user."),
 		mcp.WithReadOnlyHintAnnotation(true),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithIdempotentHintAnnotation(true),
+		mcp.WithOpenWorldHintAnnotation(false),
 	), whoami)
 	pol.AddTool(s, mcp.NewTool("write_note",
 		mcp.WithDescription("Saves a private note. Needs the "+scopeWrite+" scope; without it the server asks your client to sign in again granting it."),
 		mcp.WithString("text", mcp.Required(), mcp.Description("The note's text.")),
+		// It adds a note and never changes or removes one; calling it
+		// twice stores two notes.
+		mcp.WithReadOnlyHintAnnotation(false),
 		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithIdempotentHintAnnotation(false),
+		mcp.WithOpenWorldHintAnnotation(false),
 	), st.writeNote, auth.RequireScopes(scopeWrite))
 	pol.AddTool(s, mcp.NewTool("list_notes",
 		mcp.WithDescription("Lists your own notes, oldest first. Open to every signed-in user."),
 		mcp.WithReadOnlyHintAnnotation(true),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithIdempotentHintAnnotation(true),
+		mcp.WithOpenWorldHintAnnotation(false),
 	), st.listNotes)
 	pol.AddTool(s, mcp.NewTool("notes_stats",
 		mcp.WithDescription("Counts the users and notes on this server (no note text). Needs the Descope role \""+roleAdmin+"\" (project-wide); hidden from other users."),
 		mcp.WithReadOnlyHintAnnotation(true),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithIdempotentHintAnnotation(true),
+		mcp.WithOpenWorldHintAnnotation(false),
 	), st.notesStats, descope.RequireRoles(roleAdmin))
 	pol.AddTool(s, mcp.NewTool("tenant_report",
 		mcp.WithDescription("Reports your current Descope tenant and how many notes you have. Needs the permission \""+permReportsRead+"\" in your current tenant; hidden from other users."),
 		mcp.WithReadOnlyHintAnnotation(true),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithIdempotentHintAnnotation(true),
+		mcp.WithOpenWorldHintAnnotation(false),
 	), st.tenantReport, descope.RequireTenantPermissions(currentTenant, permReportsRead))
 	return s
 }

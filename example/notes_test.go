@@ -238,3 +238,43 @@ func TestServerListsTools(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"whoami", "write_note", "list_notes", "notes_stats", "tenant_report"}, names)
 }
+
+// tools/list shows each tool's true annotations, all four hints set, so
+// that clients neither badge read-only tools as destructive nor warn that
+// they reach the outside world.
+func TestToolAnnotations(t *testing.T) {
+	c := newCaller(t, descopetest.User{
+		Subject:       "U2admin",
+		Roles:         []string{roleAdmin},
+		Tenants:       map[string]descopetest.Tenant{"T1": {Permissions: []string{permReportsRead}}},
+		CurrentTenant: "T1",
+	})
+	s := newMCPServer(newStore(), newPolicy())
+	out, err := json.Marshal(s.HandleMessage(c.ctx(t, map[string]any{"scope": scopeRead}),
+		[]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)))
+	require.NoError(t, err)
+	var reply struct {
+		Result struct {
+			Tools []struct {
+				Name        string          `json:"name"`
+				Annotations map[string]bool `json:"annotations"`
+			} `json:"tools"`
+		} `json:"result"`
+	}
+	require.NoError(t, json.Unmarshal(out, &reply), string(out))
+
+	readOnly := map[string]bool{"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
+	want := map[string]map[string]bool{
+		"whoami":        readOnly,
+		"list_notes":    readOnly,
+		"notes_stats":   readOnly,
+		"tenant_report": readOnly,
+		// Each call adds a note; none changes or removes one.
+		"write_note": {"readOnlyHint": false, "destructiveHint": false, "idempotentHint": false, "openWorldHint": false},
+	}
+	got := map[string]map[string]bool{}
+	for _, tool := range reply.Result.Tools {
+		got[tool.Name] = tool.Annotations
+	}
+	assert.Equal(t, want, got, string(out))
+}
