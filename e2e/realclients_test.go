@@ -291,7 +291,7 @@ func whoamiSub(t *testing.T, text string) []string {
 // decodes the JSON object it prints into res.
 func runNode(t *testing.T, env []string, res any, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, clientsNode, args...)
 	cmd.Dir = clientsAbs

@@ -35,7 +35,7 @@ const tab = (text) => `::-p-xpath(//label[.//*[normalize-space(text())="${text}"
 let browser;
 let page;
 
-async function click(selector, timeout = 15000) {
+async function click(selector, timeout = 30000) {
   const el = await page.waitForSelector(selector, { timeout, visible: true });
   await el.click();
 }
@@ -51,7 +51,7 @@ async function resultText(before) {
       const result = body.replace(/\s*⎘\s*$/, '');
       return result && result !== prev ? result : false;
     },
-    { timeout: 15000, polling: 200 },
+    { timeout: 30000, polling: 200 },
     before,
   );
   return handle.jsonValue();
@@ -62,7 +62,7 @@ async function resultText(before) {
 async function connected() {
   const handle = await page.waitForFunction(
     () => /\bMCP\s+(\d{4}-\d\d-\d\d)\b/.exec(document.body.innerText)?.[1] ?? false,
-    { timeout: 30000, polling: 200 },
+    { timeout: 60000, polling: 200 },
   );
   return handle.jsonValue();
 }
@@ -74,10 +74,10 @@ async function runTool(tool, before) {
   for (let attempt = 0; ; attempt++) {
     await click(tab('Tools'));
     try {
-      await click(button(tool.name), 3000);
+      await click(button(tool.name), 500);
       break;
     } catch (e) {
-      if (attempt >= 4) throw e;
+      if (attempt >= 30) throw e;
     }
   }
   if (tool.text !== undefined) {
@@ -91,7 +91,7 @@ async function runTool(tool, before) {
   // Either a result, or the step-up dialog.
   const first = await Promise.race([
     resultText(before).then((text) => ({ text })),
-    page.waitForSelector('::-p-text(Additional permissions required)', { timeout: 15000 }).then(() => ({ stepUp: true })),
+    page.waitForSelector('::-p-text(Additional permissions required)', { timeout: 30000 }).then(() => ({ stepUp: true })),
   ]);
   if (first.stepUp) {
     out.step = `step-up for ${tool.name}: Authorize in the dialog`;
@@ -113,6 +113,7 @@ try {
   });
   page = await browser.newPage();
   await page.setViewport({ width: 1400, height: 1000 });
+  page.setDefaultNavigationTimeout(60000);
   page.on('request', (req) => {
     const u = new URL(req.url());
     if (u.pathname.endsWith('/authorize')) {
