@@ -57,6 +57,15 @@
 // [WithAuthorizationResponseIssuer] (RFC 9207 iss in authorization
 // responses, advertised with authorization_response_iss_parameter_supported).
 //
+// Descope's Connections (outbound apps) vault is there too, at the same
+// origin: [Server.ConnectOutboundApp] connects a user (or "tenant:" + a
+// tenant ID) to an app, the four token endpoints answer a "Bearer
+// <project>:<access token>" carrying outbound.token.fetch with the user's
+// own connections only (E111504 when not connected; unknown fields
+// refused), and the connect endpoint hands out a link that connects the
+// user when followed. [Server.SetOutboundFault], [Server.SetOutboundDelay]
+// and [Server.OutboundTokenRequests] are for resilience tests.
+//
 // Resilience tests can make the key set and the metadata endpoints fail with
 // [Server.SetJWKSFault] and [Server.SetMetadataFault], slow the key set down
 // with [Server.SetJWKSDelay], and count the requests the endpoints received.

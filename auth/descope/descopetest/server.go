@@ -224,6 +224,10 @@ type Server struct {
 	refreshTokens map[string]*grant
 
 	proofs *proofChecks // DPoP at the token and userinfo endpoints (dpop.go)
+
+	connections     map[string]*connection     // owner + "\x00" + app: the vault (outbound.go)
+	pendingConnects map[string]*pendingConnect // connect link ID -> what it connects
+	outboundState
 }
 
 // NewServer starts a fake Descope identity provider and returns it. It
@@ -269,6 +273,9 @@ func NewServer(opts ...Option) *Server {
 		clients:       make(map[string]*client),
 		codes:         make(map[string]*authCode),
 		refreshTokens: make(map[string]*grant),
+
+		connections:     make(map[string]*connection),
+		pendingConnects: make(map[string]*pendingConnect),
 	}
 	s.proofs = newProofChecks(cfg.now)
 	s.projectLevel.Store(cfg.projectLevel)
@@ -500,6 +507,11 @@ func (s *Server) routesHandler() http.Handler {
 	handle(get, s.jwksPath(), s.handleJWKS)
 	handle(get, "/v2/keys/"+s.projectID, s.handleJWKS)
 	handle(post, s.registrationPath(), s.handleRegister)
+	for _, path := range []string{outboundUserToken, outboundUserTokenLatest, outboundTenantToken, outboundTenantTokenLatest} {
+		handle(post, path, s.handleOutboundToken)
+	}
+	handle(post, outboundConnect, s.handleOutboundConnect)
+	mux.HandleFunc("GET "+outboundConnectLink, s.handleConnectLink)
 	return mux
 }
 
