@@ -43,7 +43,7 @@ async function click(selector, timeout = 30000) {
 // resultText waits for the Results pane to show a tool result other than
 // before, and returns it.
 async function resultText(before) {
-  const handle = await page.waitForFunction(
+  return poll(
     (prev) => {
       const pane = [...document.querySelectorAll('*')].find((e) => e.childElementCount > 0 && e.firstElementChild?.textContent?.trim() === 'Results');
       const text = pane?.innerText ?? '';
@@ -51,20 +51,37 @@ async function resultText(before) {
       const result = body.replace(/\s*⎘\s*$/, '');
       return result && result !== prev ? result : false;
     },
-    { timeout: 30000, polling: 200 },
     before,
+    30000,
   );
-  return handle.jsonValue();
 }
 
 // connected waits for the server card to show the negotiated protocol
 // version, and returns it.
 async function connected() {
-  const handle = await page.waitForFunction(
-    () => /\bMCP\s+(\d{4}-\d\d-\d\d)\b/.exec(document.body.innerText)?.[1] ?? false,
-    { timeout: 60000, polling: 200 },
-  );
-  return handle.jsonValue();
+  return poll(() => /\bMCP\s+(\d{4}-\d\d-\d\d)\b/.exec(document.body.innerText)?.[1] ?? false, undefined, 60000);
+}
+
+// poll evaluates fn in the page until it returns something truthy, and
+// returns that. Unlike page.waitForFunction it survives the page's
+// navigations to the authorization endpoint and back.
+async function poll(fn, arg, timeout) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      const v = await Promise.race([
+        page.evaluate(fn, arg),
+        new Promise((resolve) => setTimeout(resolve, 5000, false)),
+      ]);
+      if (v) return v;
+    } catch {
+      // the page is between documents
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`waited ${timeout}ms for the page`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 async function runTool(tool, before) {
@@ -96,7 +113,10 @@ async function runTool(tool, before) {
   if (first.stepUp) {
     out.step = `step-up for ${tool.name}: Authorize in the dialog`;
     await click(button('Authorize'));
-    await connected();
+    // The page comes back from the authorization endpoint either on the
+    // Servers tab, showing the connection, or where it was, with the
+    // Inspector's notice that the step-up succeeded.
+    await poll(() => /Step-up authorization succeeded|\bMCP\s+\d{4}-\d\d-\d\d\b/.test(document.body.innerText), undefined, 60000);
     out.stepUps++;
     out.step = `tools/call ${tool.name} after step-up`;
     return runTool(tool, before);
