@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -24,7 +26,8 @@ import (
 // a Node 22 binary (the Inspector needs Node >= 22.19) and puppeteer-core.
 // Every client runs on that Node, against the example server as its own
 // process in dev mode, with DESCOPE_SCOPES_SUPPORTED=notes:read so that
-// the first grant lacks notes:write and write_note needs a step-up.
+// the first grant lacks notes:write and write_note needs a step-up. The
+// pinned Node is a Linux x64 binary, so these tests build on Linux only.
 const clientsDir = "clients"
 
 // exampleUser is the dev-mode user of the example, whom every whoami
