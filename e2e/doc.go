@@ -12,8 +12,19 @@
 // tools across them while one replica is killed; it needs nginx, and is
 // skipped without it, unless CI=true, where it fails.
 //
+// On Linux, the clients people use against the example run too, pinned in
+// clients/ with a Node 22 binary of their own: mcp-remote (the stdio
+// bridge), the MCP Inspector's web UI in headless Chromium, and the Vercel
+// AI SDK's MCP client, each through sign-in, whoami and, where the client
+// can, step-up; and a web page of its own calls the endpoint with fetch,
+// to check CORS. They need chromium, and are skipped without it, unless
+// CI=true. The shapes real Descope takes (issuer drift, tenant issuers, a
+// custom domain, client ID metadata documents, RFC 9207) are a matrix of
+// their own (TestShapes).
+//
 // It is a module of its own so that its test-only dependencies (the Go SDK,
-// and the npm packages under node/) never reach the library's users.
+// and the npm packages under node/ and clients/) never reach the library's
+// users.
 //
 //	cd e2e && go vet ./... && go test -race -count=1 ./...
 //
