@@ -220,10 +220,9 @@ var (
 	exampleErr  error
 )
 
-// startExample builds the example server once, runs it in dev mode on a
-// free loopback port with env added, and returns its base URL when it
-// serves. The process is stopped when the test ends.
-func startExample(t *testing.T, env ...string) string {
+// exampleBinary builds the example server once per test binary and
+// returns its path.
+func exampleBinary(t testing.TB) string {
 	t.Helper()
 	exampleOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "e2e-example-")
@@ -240,15 +239,46 @@ func startExample(t *testing.T, env ...string) string {
 	if exampleErr != nil {
 		t.Fatal(exampleErr)
 	}
+	return exampleBin
+}
+
+// freeLoopbackAddr returns a loopback address with a port free a moment ago:
+// for a server whose address must be known before it starts (it names
+// itself in its configuration, or others name it in theirs).
+func freeLoopbackAddr(t testing.TB) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// stopProcess asks cmd's process to stop (SIGINT), kills it after grace,
+// and waits for it.
+func stopProcess(cmd *exec.Cmd, grace time.Duration) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// startExample builds the example server once, runs it in dev mode on a
+// free loopback port with env added, and returns its base URL when it
+// serves. The process is stopped when the test ends.
+func startExample(t *testing.T, env ...string) string {
+	t.Helper()
+	bin := exampleBinary(t)
+	addr := freeLoopbackAddr(t)
 	base := "http://" + addr
 
-	cmd := exec.Command(exampleBin)
+	cmd := exec.Command(bin)
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, "DESCOPE_") && !strings.HasPrefix(name, "MCP_") && name != "ADDR" {
@@ -265,17 +295,7 @@ func startExample(t *testing.T, env ...string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	t.Cleanup(func() { stopProcess(cmd, 10*time.Second) })
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)

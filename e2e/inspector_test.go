@@ -182,15 +182,7 @@ func startInspector(t *testing.T, endpoint, era, trace string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		stopProcess(cmd, 5*time.Second)
 		if t.Failed() {
 			t.Logf("Inspector output:\n%s", out.String())
 		}
@@ -224,12 +216,8 @@ func startInspector(t *testing.T, endpoint, era, trace string) string {
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	_, port, _ := net.SplitHostPort(freeLoopbackAddr(t))
+	return port
 }
 
 func mustJSON(v any) string {

@@ -408,15 +408,7 @@ func startLoadServer(b *testing.B, bin string, ds *descopetest.Server, name stri
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		stopProcess(cmd, 10*time.Second)
 		if s := stderr.String(); s != "" {
 			b.Logf("%s said: %s", name, s)
 		}

@@ -12,11 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,43 +28,6 @@ import (
 
 // fleetSecret is the MCP_SESSION_SECRET the replicas share.
 const fleetSecret = "e2e replicas: one session secret shared by all"
-
-// replicaBinary builds the example server once per test binary. It shares
-// the build (exampleOnce, exampleBin) with startExample, which runs the
-// example in dev mode: the two tests start together, and one build is
-// enough.
-func replicaBinary(t testing.TB) string {
-	t.Helper()
-	exampleOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "e2e-example-")
-		if err != nil {
-			exampleErr = err
-			return
-		}
-		exampleBin = filepath.Join(dir, "notes")
-		out, err := exec.Command("go", "build", "-o", exampleBin, "github.com/mcp-go-contrib/descope/example").CombinedOutput()
-		if err != nil {
-			exampleErr = fmt.Errorf("go build example: %v\n%s", err, out)
-		}
-	})
-	if exampleErr != nil {
-		t.Fatal(exampleErr)
-	}
-	return exampleBin
-}
-
-// freeLoopbackAddr returns a loopback address with a port free a moment ago:
-// the replicas' and nginx's addresses must be known before any of them
-// starts, since each names the others in its configuration.
-func freeLoopbackAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // replica is one example server process.
 type replica struct {
@@ -83,7 +44,7 @@ type replica struct {
 // fake's keys, and kills it when the test ends.
 func startReplica(t testing.TB, ds *descopetest.Server, publicURL, secret string) *replica {
 	t.Helper()
-	bin := replicaBinary(t)
+	bin := exampleBinary(t)
 	r := &replica{addr: freeLoopbackAddr(t), done: make(chan struct{})}
 	r.cmd = exec.Command(bin)
 	for _, kv := range os.Environ() {
