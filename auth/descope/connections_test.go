@@ -1,7 +1,6 @@
 package descope_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -100,18 +99,17 @@ type connEnv struct {
 	ds     *descopetest.Server
 	v      *vault
 	srv    *httptest.Server
-	conns  *descope.Connections
-	logs   *bytes.Buffer
-	logsMu sync.Mutex
+	conns *descope.Connections
+	logs  lockedBuffer
 }
 
 func newConnEnv(t *testing.T, req descope.ConnectionRequest, fetchTimeout time.Duration) *connEnv {
 	t.Helper()
-	e := &connEnv{ds: descopetest.NewServer(), logs: &bytes.Buffer{}}
+	e := &connEnv{ds: descopetest.NewServer()}
 	t.Cleanup(e.ds.Close)
 	var vaultSrv *httptest.Server
 	e.v, vaultSrv = newVault(t, e.ds.ProjectID())
-	log := slog.New(slog.NewTextHandler(lockedWriter{&e.logsMu, e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p, err := descope.New(descope.Config{WellKnownURL: e.ds.WellKnownURL(), ServerURL: "https://mcp.example.com",
 		FetchTimeout: fetchTimeout, Logger: log})
 	require.NoError(t, err)
@@ -131,12 +129,6 @@ func newConnEnv(t *testing.T, req descope.ConnectionRequest, fetchTimeout time.D
 	e.srv = httptest.NewServer(auth.Handler(p, tool, auth.WithLogger(log)))
 	t.Cleanup(e.srv.Close)
 	return e
-}
-
-func (e *connEnv) logged() string {
-	e.logsMu.Lock()
-	defer e.logsMu.Unlock()
-	return e.logs.String()
 }
 
 func (e *connEnv) call(t *testing.T, token string) string {
@@ -191,8 +183,8 @@ func TestConnectionToken(t *testing.T) {
 	assert.Equal(t, hits, e.v.hits.Load())
 
 	// Neither token ever reaches the logs.
-	assert.NotContains(t, e.logged(), tok)
-	assert.NotContains(t, e.logged(), "third-party-secret")
+	assert.NotContains(t, e.logs.String(), tok)
+	assert.NotContains(t, e.logs.String(), "third-party-secret")
 }
 
 func TestConnectionTokenConcurrentMisses(t *testing.T) {
