@@ -96,9 +96,9 @@ func (v *vault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // connEnv is a fake Descope for sign-in, the vault, and an endpoint whose
 // handler asks Connections for the caller's token and answers what it got.
 type connEnv struct {
-	ds     *descopetest.Server
-	v      *vault
-	srv    *httptest.Server
+	ds    *descopetest.Server
+	v     *vault
+	srv   *httptest.Server
 	conns *descope.Connections
 	logs  lockedBuffer
 }
