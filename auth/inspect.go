@@ -115,7 +115,7 @@ func isASCII(b []byte) bool {
 // paramsName returns params.name (tools/call, prompts/get).
 func (m *message) paramsName() string {
 	if !m.decoded {
-		m.name, m.decoded = m.paramsName1(), true
+		m.name, m.decoded = m.readParamsName(), true
 	}
 	return m.name
 }
@@ -123,7 +123,7 @@ func (m *message) paramsName() string {
 // The params readers below take the scan's answer when it is sure, and
 // decode with encoding/json otherwise; unusable params name nothing.
 
-func (m *message) paramsName1() string {
+func (m *message) readParamsName() string {
 	if v, ok := scanStringMember(m.Params.raw, "name"); ok {
 		return v
 	}
