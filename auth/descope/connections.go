@@ -25,8 +25,8 @@ import (
 
 // ScopeOutboundTokenFetch is the scope a user's access token must carry for
 // Descope to hand out the user's connection tokens. The MCP client asks for
-// it and the user consents to it like any other scope; list it in
-// Config.ScopesSupported so that clients know to ask.
+// it and the user consents to it like any other scope; Provider.Connections
+// lists it in the protected-resource metadata so that clients know to ask.
 const ScopeOutboundTokenFetch = "outbound.token.fetch"
 
 // The kinds of ConnectionError, matched with errors.Is.
@@ -136,7 +136,9 @@ type Connections struct {
 }
 
 // Connections returns the Connections client of p's project, or an error
-// naming the ConnectionsConfig field that is wrong.
+// naming the ConnectionsConfig field that is wrong. From then on the
+// protected-resource metadata lists ScopeOutboundTokenFetch among the
+// scopes supported, so that clients ask for it when users sign in.
 func (p *Provider) Connections(cfg ConnectionsConfig) (*Connections, error) {
 	jwks, err := url.Parse(p.keys.cfg.url)
 	if err != nil {
@@ -162,6 +164,7 @@ func (p *Provider) Connections(cfg ConnectionsConfig) (*Connections, error) {
 	if size <= 0 {
 		size = 1000
 	}
+	p.prm.advertiseScope(ScopeOutboundTokenFetch)
 	return &Connections{
 		base: base, projectID: projectID,
 		client: p.keys.cfg.client, timeout: p.keys.cfg.timeout,

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/mcp-go-contrib/descope/auth"
@@ -68,7 +70,8 @@ func (p *Provider) buildRoutes(c *normalized) []auth.Route {
 // metadataCache.load), so that a client checking the metadata's issuer
 // against the URL it built finds them equal. It never waits for Descope.
 type resourceMetadataHandler struct {
-	doc     resourceMetadata // fixed but for AuthorizationServers
+	mu      sync.Mutex       // serializes publishing
+	doc     resourceMetadata // fixed but for AuthorizationServers and added scopes; under mu
 	current atomic.Pointer[prmBody]
 }
 
@@ -80,6 +83,24 @@ type prmBody struct {
 
 // publish makes issuer the advertised authorization server.
 func (h *resourceMetadataHandler) publish(issuer string, discovered bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.publishLocked(issuer, discovered)
+}
+
+// advertiseScope adds scope to scopes_supported unless it is listed.
+func (h *resourceMetadataHandler) advertiseScope(scope string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if slices.Contains(h.doc.ScopesSupported, scope) {
+		return
+	}
+	h.doc.ScopesSupported = append(slices.Clone(h.doc.ScopesSupported), scope)
+	cur := h.current.Load()
+	h.publishLocked(cur.issuer, cur.discovered)
+}
+
+func (h *resourceMetadataHandler) publishLocked(issuer string, discovered bool) {
 	doc := h.doc
 	doc.AuthorizationServers = []string{issuer}
 	body, err := json.Marshal(doc)

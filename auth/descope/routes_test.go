@@ -201,3 +201,40 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// TestConnectionsAdvertiseTheirScope: once the application enables
+// connections, the metadata lists outbound.token.fetch, so that clients
+// ask for it; once only, whatever else it lists, and with the
+// authorization server the document named before.
+func TestConnectionsAdvertiseTheirScope(t *testing.T) {
+	tests := []struct {
+		name      string
+		supported []string
+		before    string // the scopes_supported member, "" when absent
+		after     string
+	}{
+		{"nothing advertised before", nil, ``, `"scopes_supported":["outbound.token.fetch"],`},
+		{"after the application's scopes", []string{"notes:read"},
+			`"scopes_supported":["notes:read"],`, `"scopes_supported":["notes:read","outbound.token.fetch"],`},
+		{"already listed", []string{"outbound.token.fetch", "notes:read"},
+			`"scopes_supported":["outbound.token.fetch","notes:read"],`, `"scopes_supported":["outbound.token.fetch","notes:read"],`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, descope.Config{ScopesSupported: tt.supported})
+			doc := func(scopes string) string {
+				return `{"resource":"https://mcp.example.com/mcp","authorization_servers":["` + f.ds.AgenticIssuer() + `"],` +
+					scopes + `"bearer_methods_supported":["header"],` +
+					`"dpop_signing_alg_values_supported":["RS256","RS384","RS512","PS256","PS384","PS512","ES256","ES384","ES512","EdDSA"]}`
+			}
+			_, body := get(t, http.MethodGet, f.srv.URL+"/.well-known/oauth-protected-resource/mcp")
+			assert.Equal(t, doc(tt.before), body)
+			for range 2 {
+				_, err := f.p.Connections(descope.ConnectionsConfig{})
+				require.NoError(t, err)
+			}
+			_, body = get(t, http.MethodGet, f.srv.URL+"/.well-known/oauth-protected-resource/mcp")
+			assert.Equal(t, doc(tt.after), body)
+		})
+	}
+}
