@@ -68,6 +68,23 @@ func (s *Server) DisconnectOutboundApp(subject, app string) {
 	delete(s.connections, subject+"\x00"+app)
 }
 
+// OutboundToken reports whose third-party token token is, for a fake
+// third-party API that checks the tokens the vault hands out: the subject
+// it was connected for (a user ID, or "tenant:" and a tenant ID), the app,
+// and the scopes granted. ok is false for a token the vault never handed
+// out or whose connection was removed.
+func (s *Server) OutboundToken(token string) (subject, app string, scopes []string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, c := range s.connections {
+		if c.token == token {
+			subject, app, _ = strings.Cut(key, "\x00")
+			return subject, app, slices.Clone(c.scopes), true
+		}
+	}
+	return "", "", nil, false
+}
+
 // OutboundTokenRequests counts the requests the vault's token endpoints
 // received.
 func (s *Server) OutboundTokenRequests() int64 { return s.outboundRequests.Load() }

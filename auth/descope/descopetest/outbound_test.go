@@ -112,3 +112,32 @@ func TestOutboundVault(t *testing.T) {
 		t.Fatalf("after disconnecting: %d %v", status, resp)
 	}
 }
+
+// TestOutboundToken: a fake third-party API learns whose token it was
+// handed, and a token whose connection was removed is nobody's.
+func TestOutboundToken(t *testing.T) {
+	s := newServer(t)
+	user := s.User().Subject
+	auth := "Bearer " + s.ProjectID() + ":" + s.Mint(map[string]any{"scope": "outbound.token.fetch"})
+	s.ConnectOutboundApp(user, "calendar", "read", "write")
+	status, resp := vaultPost(t, s, outboundUserTokenLatest, auth, `{"appId":"calendar","userId":"`+user+`","options":{}}`)
+	tok, _ := resp["token"].(map[string]any)
+	access, _ := tok["accessToken"].(string)
+	if status != 200 || access == "" {
+		t.Fatalf("token: %d %v", status, resp)
+	}
+	sub, app, scopes, ok := s.OutboundToken(access)
+	if !ok || sub != user || app != "calendar" || strings.Join(scopes, " ") != "read write" {
+		t.Fatalf("OutboundToken = %q %q %v %t", sub, app, scopes, ok)
+	}
+	if _, _, _, ok := s.OutboundToken(access + "x"); ok {
+		t.Fatal("a token the vault never handed out is someone's")
+	}
+	if _, _, _, ok := s.OutboundToken(""); ok {
+		t.Fatal("the empty token is someone's")
+	}
+	s.DisconnectOutboundApp(user, "calendar")
+	if _, _, _, ok := s.OutboundToken(access); ok {
+		t.Fatal("a disconnected token is still someone's")
+	}
+}
