@@ -5,13 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mcp-go-contrib/descope/auth/descope"
 )
 
 // TestDevModeOAuthTokensAreBoundToTheEndpoint signs in through dev mode's
@@ -127,4 +131,43 @@ func getJSON(t *testing.T, u string, v any) {
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(v))
+}
+
+// TestDevModeGitHub: github_profile in dev mode, as a user meets it. The
+// metadata asks clients for outbound.token.fetch; a token without it is
+// refused with a step-up; the first call answers with the fake Descope's
+// connect link; once the link is followed, the call answers from the fake
+// GitHub with the dev user's account.
+func TestDevModeGitHub(t *testing.T) {
+	addr := freeAddr(t)
+	base := "http://" + addr
+	endpoint := base + "/mcp"
+	p := startNotes(t, childEnv("ADDR="+addr, "MCP_SERVER_URL="+base))
+	assert.Regexp(t, `^notes: fake GitHub    http://127\.0\.0\.1:\d+$`, p.waitLine(t, "notes: fake GitHub"))
+	full := lastField(p.waitLine(t, "notes: token (notes:read notes:write outbound.token.fetch):"))
+	readOnly := lastField(p.waitLine(t, "notes: token (notes:read only):"))
+
+	var prm struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	getJSON(t, base+"/.well-known/oauth-protected-resource/mcp", &prm)
+	assert.Equal(t, []string{scopeRead, scopeWrite, descope.ScopeOutboundTokenFetch}, prm.Scopes)
+
+	resp, body := rpc(t, endpoint, readOnly, "tools/call", "github_profile", nil)
+	assertStepUp(t, resp.StatusCode, resp.Header, body, base, descope.ScopeOutboundTokenFetch)
+
+	text, isErr := rpcTool(t, endpoint, full, "github_profile", nil)
+	require.True(t, isErr, text)
+	m := regexp.MustCompile(`^This tool needs your github account\. Connect it at (http://127\.0\.0\.1:\d+/outbound/connect/\S+), then call this tool again\.$`).FindStringSubmatch(text)
+	require.NotNil(t, m, text)
+	link, err := http.Get(m[1])
+	require.NoError(t, err)
+	page, _ := io.ReadAll(link.Body)
+	link.Body.Close()
+	assert.Equal(t, "connected github\n", string(page))
+
+	text, isErr = rpcTool(t, endpoint, full, "github_profile", nil)
+	require.False(t, isErr, text)
+	assert.JSONEq(t, `{"login":"dev-user","name":"Dev User"}`, text)
+	p.terminate(t)
 }

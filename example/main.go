@@ -3,8 +3,9 @@
 // this library: configuration from the environment, a protected streamable
 // HTTP endpoint with its discovery documents, tools that read the caller, a
 // declarative access policy (an OAuth scope with step-up, a Descope role and
-// a permission in the caller's tenant), sessions bound to their user, and a
-// graceful shutdown.
+// a permission in the caller's tenant), sessions bound to their user, a tool
+// that calls GitHub as the signed-in user with their GitHub token from
+// Descope's vault (Connections), and a graceful shutdown.
 //
 // Try it without a Descope account (dev mode):
 //
@@ -29,6 +30,11 @@
 //
 // For notes_stats and tenant_report, give users the project role "admin",
 // and a tenant role that holds the permission "reports.read".
+//
+// For github_profile, create an outbound app for GitHub in the Descope
+// console (Connections) that requests the GitHub scope read:user, add the
+// scope outbound.token.fetch to the MCP Server, and start the server with
+// GITHUB_OUTBOUND_APP set to the outbound app's ID.
 //
 // Environment:
 //
@@ -55,6 +61,9 @@
 //	                         agree on nonces when they share MCP_SESSION_SECRET
 //	MCP_ALLOWED_ORIGINS      browser origins allowed besides MCP_SERVER_URL's, comma-separated
 //	                         (dev mode adds http://localhost:*, http://127.0.0.1:*, http://[::1]:*)
+//	GITHUB_OUTBOUND_APP      the ID of a Descope outbound app (Connections) for GitHub; when set,
+//	                         the server has the github_profile tool (dev mode always has it)
+//	GITHUB_API_URL           GitHub's API base URL (default https://api.github.com)
 //	MCP_SESSION_SECRET       the key, at least 32 bytes, that binds each MCP session to the
 //	                         user who opened it (optional; default: random at every start).
 //	                         Replicas behind one load balancer must share it: a session
@@ -71,6 +80,12 @@
 //	               ask the user for it (step-up)
 //	notes_stats    the project-wide Descope role "admin": user and note counts
 //	tenant_report  the permission "reports.read" in the caller's current tenant
+//	github_profile the outbound.token.fetch scope and a connected GitHub account:
+//	               the caller's GitHub login and name, asked of GitHub with the
+//	               caller's own GitHub token from Descope (see GITHUB_OUTBOUND_APP).
+//	               A caller who has not connected GitHub is asked to, through
+//	               URL-mode elicitation when their client supports it, or
+//	               gets the link as the tool's answer
 //
 // A user who lacks a role or permission does not see the tool in tools/list,
 // and calling it anyway gets a tool error that names nothing they lack.
@@ -159,10 +174,17 @@ func run() error {
 	defer ln.Close()
 
 	var issuer *descopetest.Server
+	githubApp, githubAPI := os.Getenv("GITHUB_OUTBOUND_APP"), envOr("GITHUB_API_URL", defaultGitHubAPI)
 	if dev {
 		issuer = startDevIssuer()
 		defer issuer.Close()
 		cfg.WellKnownURL = issuer.WellKnownURL()
+		fake, err := startFakeGitHub(issuer)
+		if err != nil {
+			return err
+		}
+		defer fake.Close()
+		githubApp, githubAPI = devGitHubApp, fake.url
 	}
 
 	p, err := descope.New(cfg)
@@ -180,11 +202,19 @@ func run() error {
 	// tools, and the middleware refuses a call whose scopes the token
 	// lacks with 403 insufficient_scope before it reaches the server.
 	pol := newPolicy()
+	mcpSrv := newMCPServer(newStore(), pol)
+	github, err := newGitHubTool(p, strings.TrimSpace(githubApp), githubAPI)
+	if err != nil {
+		return err
+	}
+	if github != nil {
+		github.addTo(mcpSrv, pol)
+	}
 	// With a listener of our own, auth.Handler serves the protected
 	// endpoint and the discovery documents; auth.WithProvider does the same
 	// for server.StreamableHTTPServer.Start. Served this way, the session
 	// binding must be passed to the StreamableHTTPServer explicitly.
-	mcpServer := server.NewStreamableHTTPServer(newMCPServer(newStore(), pol), auth.SessionBinding(secret))
+	mcpServer := server.NewStreamableHTTPServer(mcpSrv, auth.SessionBinding(secret))
 	opts := []auth.Option{auth.WithPolicy(pol)}
 	if origins := allowedOrigins(dev, p.ProtectedResource().URL); origins != nil {
 		opts = append(opts, auth.WithAllowedOrigins(origins...))
@@ -197,7 +227,7 @@ func run() error {
 	go func() { served <- httpServer.Serve(ln) }()
 
 	if issuer != nil {
-		printDevBanner(os.Stdout, issuer, p)
+		printDevBanner(os.Stdout, issuer, p, githubAPI)
 	} else {
 		fmt.Printf("notes: MCP endpoint %s (tokens from %s), listening on %s\n",
 			p.ProtectedResource().URL, p.Issuer(), addr)

@@ -27,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcp-go-contrib/descope/auth"
+	"github.com/mcp-go-contrib/descope/auth/descope"
 	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
 )
 
@@ -116,7 +117,8 @@ func childEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "DESCOPE_") || name == "MCP_SERVER_URL" || name == "ADDR" || name == "MCP_SESSION_SECRET" {
+		if strings.HasPrefix(name, "DESCOPE_") || strings.HasPrefix(name, "GITHUB_") ||
+			name == "MCP_SERVER_URL" || name == "ADDR" || name == "MCP_SESSION_SECRET" {
 			continue
 		}
 		env = append(env, kv)
@@ -578,7 +580,7 @@ func TestDevMode(t *testing.T) {
 	banner := p.waitLine(t, "notes: DEV MODE")
 	assert.Contains(t, banner, "Do not use in production")
 	assert.Equal(t, "notes: MCP endpoint   "+endpoint, p.waitLine(t, "notes: MCP endpoint"))
-	full := lastField(p.waitLine(t, "notes: token (notes:read notes:write):"))
+	full := lastField(p.waitLine(t, "notes: token (notes:read notes:write outbound.token.fetch):"))
 	readOnly := lastField(p.waitLine(t, "notes: token (notes:read only):"))
 	curlLine := strings.TrimSpace(p.waitLine(t, "  curl "))
 	require.Contains(t, curlLine, full)
@@ -589,7 +591,7 @@ func TestDevMode(t *testing.T) {
 	id := toolReply[identity](t, body)
 	assert.Equal(t, devUser.Subject, id.Sub)
 	assert.Equal(t, devTenant, id.CurrentTenant)
-	assert.Equal(t, []string{scopeRead, scopeWrite}, id.Scopes)
+	assert.Equal(t, []string{scopeRead, scopeWrite, descope.ScopeOutboundTokenFetch}, id.Scopes)
 
 	// The same command with the read-only token, calling write_note: the
 	// transport refuses it, naming the scope to ask the user for.
@@ -610,7 +612,7 @@ func TestDevMode(t *testing.T) {
 
 	// The dev user has reports.read in their tenant but is no admin.
 	p.waitLine(t, "notes: tools:")
-	assert.ElementsMatch(t, []string{"whoami", "list_notes", "write_note", "tenant_report"}, listTools(t, endpoint, full))
+	assert.ElementsMatch(t, []string{"whoami", "list_notes", "write_note", "tenant_report", "github_profile"}, listTools(t, endpoint, full))
 	text, isErr := rpcTool(t, endpoint, readOnly, "tenant_report", nil)
 	require.False(t, isErr, text)
 	assert.JSONEq(t, `{"tenant":"`+devTenant+`","your_notes":1}`, text)
@@ -637,7 +639,7 @@ func TestDevModeDPoPRequired(t *testing.T) {
 	addr := freeAddr(t)
 	base := "http://" + addr
 	p := startNotes(t, childEnv("ADDR="+addr, "MCP_SERVER_URL="+base, "DESCOPE_DPOP=required", "DESCOPE_DPOP_NONCES=true"))
-	full := lastField(p.waitLine(t, "notes: token (notes:read notes:write):"))
+	full := lastField(p.waitLine(t, "notes: token (notes:read notes:write outbound.token.fetch):"))
 	assert.Contains(t, p.waitLine(t, "notes: DPoP is required"), "refused")
 
 	resp, body := rpc(t, base+"/mcp", full, "tools/call", "whoami", nil)
@@ -821,6 +823,10 @@ func TestStartupErrors(t *testing.T) {
 		{"port in use", []string{"ADDR=" + busy.Addr().String(), "MCP_SERVER_URL=http://" + busy.Addr().String()}, "address already in use"},
 		{"dev mode with public URL", []string{"ADDR=127.0.0.1:0", "MCP_SERVER_URL=https://notes.example.com"}, "dev mode"},
 		{"short session secret", []string{"MCP_SESSION_SECRET=hunter2"}, "MCP_SESSION_SECRET"},
+		{"GitHub API over plain http", []string{"DESCOPE_PROJECT_ID=" + descopetest.DefaultProjectID, "MCP_SERVER_URL=https://notes.example.com",
+			"GITHUB_OUTBOUND_APP=github", "GITHUB_API_URL=http://api.github.com"}, "GITHUB_API_URL"},
+		{"GitHub API not a URL", []string{"DESCOPE_PROJECT_ID=" + descopetest.DefaultProjectID, "MCP_SERVER_URL=https://notes.example.com",
+			"GITHUB_OUTBOUND_APP=github", "GITHUB_API_URL=api.github.com"}, "GITHUB_API_URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
