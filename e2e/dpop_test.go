@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,25 +194,35 @@ func signInExample(ctx context.Context, t *testing.T, endpoint, era string, hc *
 // approve GETs the authorization URL, which the fake Descope approves at
 // once, and returns the code from its redirect.
 func approve(ctx context.Context, authURL string) (string, error) {
-	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: stepTimeout}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	q, err := approveRedirect(ctx, authURL)
 	if err != nil {
 		return "", err
 	}
+	return q.Get("code"), nil
+}
+
+// approveRedirect is approve returning the redirect's whole query (code,
+// state, iss).
+func approveRedirect(ctx context.Context, authURL string) (url.Values, error) {
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: stepTimeout}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	loc, err := resp.Location()
 	if resp.StatusCode != http.StatusFound || err != nil {
-		return "", fmt.Errorf("authorization endpoint answered %d (%v)", resp.StatusCode, err)
+		return nil, fmt.Errorf("authorization endpoint answered %d (%v)", resp.StatusCode, err)
 	}
-	code := loc.Query().Get("code")
-	if code == "" {
-		return "", fmt.Errorf("authorization redirect carries no code: error %q", loc.Query().Get("error"))
+	q := loc.Query()
+	if q.Get("code") == "" {
+		return nil, fmt.Errorf("authorization redirect carries no code: error %q", q.Get("error"))
 	}
-	return code, nil
+	return q, nil
 }
 
 var (
