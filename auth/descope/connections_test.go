@@ -221,7 +221,9 @@ func TestConnectionTokenFailures(t *testing.T) {
 		{"Descope down", http.StatusServiceUnavailable, 0, descope.ErrConnectionUnavailable},
 		{"rate limited", http.StatusTooManyRequests, 0, descope.ErrConnectionUnavailable},
 		{"refused", http.StatusForbidden, 0, descope.ErrConnectionRefused},
-		{"slower than the fetch timeout", 0, 2 * time.Second, descope.ErrConnectionUnavailable},
+		// The vault never answers: without the fetch timeout, the call would
+		// hang and the test with it.
+		{"slower than the fetch timeout", 0, 24 * time.Hour, descope.ErrConnectionUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,10 +231,8 @@ func TestConnectionTokenFailures(t *testing.T) {
 			e.v.connected[e.ds.User().Subject+"/github"] = true
 			e.v.status, e.v.delay = tt.status, tt.delay
 			tok := e.userToken("outbound.token.fetch")
-			start := time.Now()
 			got := e.call(t, tok)
 			assert.Contains(t, got, fmt.Sprintf("kind=%q", tt.kind.Error()))
-			assert.Less(t, time.Since(start), 1500*time.Millisecond, "bounded by the fetch timeout")
 			assert.NotContains(t, got, tok)
 			// A failure is not cached: the next call asks again.
 			hits := e.v.hits.Load()

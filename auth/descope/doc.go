@@ -25,5 +25,10 @@
 // Provider.ReloadKeys fetches them at once, so that a key removed in
 // Descope stops verifying tokens without waiting for that.
 //
+// Tools call third-party APIs as the signed-in user with Connections:
+// Provider.Connections, then Connections.Token in a tool handler fetches
+// the user's token for an outbound app from Descope's vault, and
+// ConnectionToolResult asks a user who has not connected the app to do so.
+//
 // Package descopetest provides a fake Descope for tests.
 package descope

@@ -63,8 +63,11 @@
 // <project>:<access token>" carrying outbound.token.fetch with the user's
 // own connections only (E111504 when not connected; unknown fields
 // refused), and the connect endpoint hands out a link that connects the
-// user when followed. [Server.SetOutboundFault], [Server.SetOutboundDelay]
-// and [Server.OutboundTokenRequests] are for resilience tests.
+// user when followed. [Server.OutboundToken] tells a fake third-party API
+// whose token it was handed; [Server.SetOutboundExpiryFormat] writes the
+// expiry in the forms Descope's sources disagree on. [Server.SetOutboundFault],
+// [Server.SetOutboundDelay] and [Server.OutboundTokenRequests] are for
+// resilience tests.
 //
 // Resilience tests can make the key set and the metadata endpoints fail with
 // [Server.SetJWKSFault] and [Server.SetMetadataFault], slow the key set down

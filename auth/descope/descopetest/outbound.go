@@ -96,10 +96,23 @@ func (s *Server) SetOutboundFault(f Fault) { s.outboundFault.Store(int64(f)) }
 // SetOutboundDelay makes the vault's endpoints wait d before answering.
 func (s *Server) SetOutboundDelay(d time.Duration) { s.outboundDelay.Store(int64(d)) }
 
+// SetOutboundExpiryFormat makes the token endpoints write
+// accessTokenExpiry as format returns it, for the forms Descope's sources
+// disagree on: a number of seconds (the default, nil restores it), a
+// numeric string, RFC 3339 text.
+func (s *Server) SetOutboundExpiryFormat(format func(expiry time.Time) any) {
+	if format == nil {
+		s.outboundExpiry.Store(nil)
+		return
+	}
+	s.outboundExpiry.Store(&format)
+}
+
 type outboundState struct {
 	outboundRequests atomic.Int64
 	outboundFault    atomic.Int64
 	outboundDelay    atomic.Int64
+	outboundExpiry   atomic.Pointer[func(time.Time) any]
 }
 
 // descopeError is the shape of Descope's API errors.
@@ -230,10 +243,17 @@ func (s *Server) handleOutboundToken(w http.ResponseWriter, r *http.Request) {
 		"tenantId":          req.TenantID,
 		"accessToken":       c.token,
 		"accessTokenType":   "Bearer",
-		"accessTokenExpiry": s.now().Add(outboundTokenLifetime).Unix(),
+		"accessTokenExpiry": s.outboundExpiryValue(s.now().Add(outboundTokenLifetime)),
 		"scopes":            c.scopes,
 		"hasRefreshToken":   false,
 	}})
+}
+
+func (s *Server) outboundExpiryValue(expiry time.Time) any {
+	if f := s.outboundExpiry.Load(); f != nil {
+		return (*f)(expiry)
+	}
+	return expiry.Unix()
 }
 
 func containsAll(have, want []string) bool {
