@@ -292,7 +292,7 @@ func startExample(t *testing.T, env ...string) string {
 	cmd := exec.Command(bin)
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "DESCOPE_") && !strings.HasPrefix(name, "MCP_") && name != "ADDR" {
+		if !strings.HasPrefix(name, "DESCOPE_") && !strings.HasPrefix(name, "MCP_") && !strings.HasPrefix(name, "GITHUB_") && name != "ADDR" {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}

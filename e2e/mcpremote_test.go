@@ -65,12 +65,13 @@ func TestMCPRemote(t *testing.T) {
 // 0.15.1, listed in README's troubleshooting: when the 403's scope is
 // exactly the metadata's whole scopes_supported (here, with
 // DESCOPE_REQUIRED_SCOPES=notes:read, write_note asks for "notes:read
-// notes:write", which is all the example advertises), it re-authorizes
+// notes:write", which is all the example advertises with github_profile
+// off), it re-authorizes
 // with its old scope instead, and the call ends in -32001 Unauthorized.
 // A version that fixes this makes the test fail; update the row then.
 func TestMCPRemoteStepUpToTheWholeScopeList(t *testing.T) {
 	clientsReady(t)
-	endpoint := startExample(t, "DESCOPE_REQUIRED_SCOPES="+scopeRead) + "/mcp"
+	endpoint := startExample(t, "DESCOPE_REQUIRED_SCOPES="+scopeRead, "GITHUB_OUTBOUND_APP=") + "/mcp"
 	trace := filepath.Join(t.TempDir(), "trace.jsonl")
 	p := startMCPRemote(t, endpoint, "legacy", trace)
 	p.call(t, "initialize", map[string]any{

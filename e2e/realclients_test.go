@@ -26,7 +26,9 @@ import (
 // a Node 22 binary (the Inspector needs Node >= 22.19) and puppeteer-core.
 // Every client runs on that Node, against the example server as its own
 // process in dev mode, with DESCOPE_SCOPES_SUPPORTED=notes:read so that
-// the first grant lacks notes:write and write_note needs a step-up. The
+// the first grant lacks notes:write and write_note needs a step-up (and
+// without github_profile, whose outbound.token.fetch would be advertised
+// too). The
 // pinned Node is a Linux x64 binary, so these tests build on Linux only.
 const clientsDir = "clients"
 
@@ -144,7 +146,7 @@ func clientEnv(t *testing.T, trace string, extra ...string) []string {
 // and returns its MCP endpoint.
 func stepUpExample(t *testing.T) string {
 	t.Helper()
-	return startExample(t, "DESCOPE_SCOPES_SUPPORTED="+scopeRead) + "/mcp"
+	return startExample(t, "DESCOPE_SCOPES_SUPPORTED="+scopeRead, "GITHUB_OUTBOUND_APP=") + "/mcp"
 }
 
 // readTrace reads what trace.mjs recorded.

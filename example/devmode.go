@@ -65,7 +65,7 @@ func startDevIssuer() *descopetest.Server {
 
 // printDevBanner tells the developer that dev mode is on and how to call
 // the server: two tokens for the dev user and a curl command that works as
-// is.
+// is. githubAPI is the stand-in GitHub's URL, "" when github_profile is off.
 func printDevBanner(w io.Writer, ds *descopetest.Server, p *descope.Provider, githubAPI string) {
 	endpoint := p.ProtectedResource().URL
 	full := mintDevToken(ds, endpoint, scopeRead+" "+scopeWrite+" "+descope.ScopeOutboundTokenFetch)
@@ -73,13 +73,16 @@ func printDevBanner(w io.Writer, ds *descopetest.Server, p *descope.Provider, gi
 	fmt.Fprintln(w, "notes: DEV MODE — no Descope project is configured (DESCOPE_CONFIG_URL, DESCOPE_PROJECT_ID), so a built-in fake Descope issues tokens. Do not use in production.")
 	fmt.Fprintln(w, "notes: MCP endpoint   "+endpoint)
 	fmt.Fprintln(w, "notes: fake Descope   "+ds.Issuer())
-	fmt.Fprintln(w, "notes: fake GitHub    "+githubAPI)
+	github := ""
+	if githubAPI != "" {
+		fmt.Fprintln(w, "notes: fake GitHub    "+githubAPI)
+		github = ", github_profile (needs " + descope.ScopeOutboundTokenFetch +
+			"; the first call gives a link that connects the dev user's fake GitHub account)"
+	}
 	fmt.Fprintln(w, "notes: token (notes:read notes:write "+descope.ScopeOutboundTokenFetch+"):  "+full)
 	fmt.Fprintln(w, "notes: token (notes:read only):         "+readOnly)
 	fmt.Fprintln(w, "notes: tools: whoami, list_notes, write_note (needs "+scopeWrite+"), tenant_report (needs "+
-		permReportsRead+" in the tenant), github_profile (needs "+descope.ScopeOutboundTokenFetch+
-		"; the first call gives a link that connects the dev user's fake GitHub account); notes_stats (needs the "+
-		roleAdmin+" role) is hidden from the dev user.")
+		permReportsRead+" in the tenant)"+github+"; notes_stats (needs the "+roleAdmin+" role) is hidden from the dev user.")
 	if p.ProtectedResource().DPoP.Mode == auth.DPoPRequired {
 		fmt.Fprintln(w, "notes: DPoP is required (DESCOPE_DPOP=required): the tokens above are bearer tokens and are refused.")
 		fmt.Fprintln(w, "notes: a client must get a DPoP-bound token through the OAuth flow and send a proof with every request.")

@@ -171,3 +171,23 @@ func TestDevModeGitHub(t *testing.T) {
 	assert.JSONEq(t, `{"login":"dev-user","name":"Dev User"}`, text)
 	p.terminate(t)
 }
+
+// TestDevModeWithoutGitHub: GITHUB_OUTBOUND_APP set but empty turns
+// github_profile off in dev mode, and outbound.token.fetch is then not
+// advertised.
+func TestDevModeWithoutGitHub(t *testing.T) {
+	addr := freeAddr(t)
+	base := "http://" + addr
+	p := startNotes(t, childEnv("ADDR="+addr, "MCP_SERVER_URL="+base, "GITHUB_OUTBOUND_APP="))
+	full := lastField(p.waitLine(t, "notes: token (notes:read notes:write outbound.token.fetch):"))
+	tools := p.waitLine(t, "notes: tools:")
+	assert.NotContains(t, tools, "github_profile")
+	assert.NotContains(t, p.stdout(), "fake GitHub")
+	var prm struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	getJSON(t, base+"/.well-known/oauth-protected-resource/mcp", &prm)
+	assert.Equal(t, []string{scopeRead, scopeWrite}, prm.Scopes)
+	assert.NotContains(t, listTools(t, base+"/mcp", full), "github_profile")
+	p.terminate(t)
+}

@@ -62,7 +62,9 @@
 //	MCP_ALLOWED_ORIGINS      browser origins allowed besides MCP_SERVER_URL's, comma-separated
 //	                         (dev mode adds http://localhost:*, http://127.0.0.1:*, http://[::1]:*)
 //	GITHUB_OUTBOUND_APP      the ID of a Descope outbound app (Connections) for GitHub; when set,
-//	                         the server has the github_profile tool (dev mode always has it)
+//	                         the server has the github_profile tool. Dev mode has it unless the
+//	                         variable is set: empty turns it off (and outbound.token.fetch is
+//	                         then not advertised)
 //	GITHUB_API_URL           GitHub's API base URL (default https://api.github.com)
 //	MCP_SESSION_SECRET       the key, at least 32 bytes, that binds each MCP session to the
 //	                         user who opened it (optional; default: random at every start).
@@ -174,17 +176,22 @@ func run() error {
 	defer ln.Close()
 
 	var issuer *descopetest.Server
-	githubApp, githubAPI := os.Getenv("GITHUB_OUTBOUND_APP"), envOr("GITHUB_API_URL", defaultGitHubAPI)
+	githubApp, githubSet := os.LookupEnv("GITHUB_OUTBOUND_APP")
+	githubApp, githubAPI := strings.TrimSpace(githubApp), envOr("GITHUB_API_URL", defaultGitHubAPI)
 	if dev {
 		issuer = startDevIssuer()
 		defer issuer.Close()
 		cfg.WellKnownURL = issuer.WellKnownURL()
-		fake, err := startFakeGitHub(issuer)
-		if err != nil {
-			return err
+		if !githubSet {
+			// Dev mode connects the fake's own GitHub stand-in, unless
+			// GITHUB_OUTBOUND_APP is set (empty turns the tool off).
+			fake, err := startFakeGitHub(issuer)
+			if err != nil {
+				return err
+			}
+			defer fake.Close()
+			githubApp, githubAPI = devGitHubApp, fake.url
 		}
-		defer fake.Close()
-		githubApp, githubAPI = devGitHubApp, fake.url
 	}
 
 	p, err := descope.New(cfg)
@@ -203,7 +210,7 @@ func run() error {
 	// lacks with 403 insufficient_scope before it reaches the server.
 	pol := newPolicy()
 	mcpSrv := newMCPServer(newStore(), pol)
-	github, err := newGitHubTool(p, strings.TrimSpace(githubApp), githubAPI)
+	github, err := newGitHubTool(p, githubApp, githubAPI)
 	if err != nil {
 		return err
 	}
@@ -227,7 +234,11 @@ func run() error {
 	go func() { served <- httpServer.Serve(ln) }()
 
 	if issuer != nil {
-		printDevBanner(os.Stdout, issuer, p, githubAPI)
+		fakeGitHub := ""
+		if github != nil {
+			fakeGitHub = github.api
+		}
+		printDevBanner(os.Stdout, issuer, p, fakeGitHub)
 	} else {
 		fmt.Printf("notes: MCP endpoint %s (tokens from %s), listening on %s\n",
 			p.ProtectedResource().URL, p.Issuer(), addr)

@@ -36,8 +36,22 @@ let browser;
 let page;
 
 async function click(selector, timeout = 30000) {
-  const el = await page.waitForSelector(selector, { timeout, visible: true });
-  await el.click();
+  await clickFresh(selector, { timeout, visible: true });
+}
+
+// clickFresh finds selector and clicks it, finding it again when the page
+// re-rendered it in between (the element found is then detached).
+async function clickFresh(selector, options) {
+  for (let attempt = 1; ; attempt++) {
+    const el = await page.waitForSelector(selector, options);
+    try {
+      await el.click();
+      return;
+    } catch (e) {
+      if (attempt >= 5 || !/detached/i.test(String(e))) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 // resultText waits for the Results pane to show a tool result other than
@@ -149,8 +163,7 @@ try {
   out.step = 'open the Inspector';
   await page.goto(inspectorURL);
   out.step = 'connect (the switch), signing in';
-  const toggle = await page.waitForSelector('input[type=checkbox]');
-  await toggle.click();
+  await clickFresh('input[type=checkbox]', {});
   out.protocol = await connected();
 
   let before = '';
