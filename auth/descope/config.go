@@ -133,8 +133,10 @@ type Config struct {
 	ResourceName          string
 	ResourceDocumentation string
 
-	// HTTPClient fetches keys and metadata from Descope. Nil means a
-	// client that follows no redirects. Every request also gets
+	// HTTPClient fetches keys and metadata from Descope, and carries the
+	// callers' access tokens to Descope for Connections. Nil means a
+	// client that follows no redirects (Connections never follows one,
+	// whatever this client's CheckRedirect). Every request also gets
 	// FetchTimeout.
 	HTTPClient *http.Client
 

@@ -2,8 +2,9 @@ package descope
 
 // connections.go fetches the caller's third-party tokens from Descope's
 // token vault (Connections, "outbound apps"), authenticated with the
-// caller's own access token, so that Descope's access policies apply and no
-// management key is needed.
+// caller's own access token, so that Descope's access policies apply when
+// it is asked (a cached token is served without asking) and no management
+// key is needed.
 
 import (
 	"bytes"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/mcp-go-contrib/descope/auth/internal/caller"
 )
@@ -53,8 +55,13 @@ type ConnectionError struct {
 	Kind error  // one of the Err* kinds above
 	App  string // the outbound app asked for
 	// ConnectURL is where the user connects the app, for ErrNotConnected
-	// when Descope gave one.
+	// when Descope gave one. None is asked for a Tenant's connection:
+	// Descope's connect link makes the user's own.
 	ConnectURL string
+	// Tenant is the ConnectionRequest's Tenant, and TenantWide its
+	// TenantWide.
+	Tenant     string
+	TenantWide bool
 	// Scope is the scope the access token must carry, for
 	// ErrConnectionScope.
 	Scope string
@@ -124,6 +131,14 @@ type ConnectionsConfig struct {
 	BaseURL string
 }
 
+// noRedirects returns a copy of client that follows no redirect: a request
+// carrying a caller's token goes to the configured origin only.
+func noRedirects(client *http.Client) *http.Client {
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
 // Connections fetches the current caller's connection tokens. Use one per
 // Provider; it is safe for concurrent use.
 type Connections struct {
@@ -167,7 +182,7 @@ func (p *Provider) Connections(cfg ConnectionsConfig) (*Connections, error) {
 	p.prm.advertiseScope(ScopeOutboundTokenFetch)
 	return &Connections{
 		base: base, projectID: projectID,
-		client: p.keys.cfg.client, timeout: p.keys.cfg.timeout,
+		client: noRedirects(p.keys.cfg.client), timeout: p.keys.cfg.timeout,
 		redirect: cfg.ConnectRedirectURL,
 		cache:    &connectionCache{max: size, entries: map[string]connectionEntry{}, flights: map[string]*flight{}},
 	}, nil
@@ -182,37 +197,74 @@ func (p *Provider) Connections(cfg ConnectionsConfig) (*Connections, error) {
 // the answer is cached until shortly before the token expires. Errors are
 // *ConnectionError values.
 func (c *Connections) Token(ctx context.Context, req ConnectionRequest) (*ConnectionToken, error) {
-	fail := func(kind error, err error) error { return &ConnectionError{Kind: kind, App: req.App, Err: err} }
-	if req.App == "" {
-		return nil, fail(ErrConnectionRefused, errors.New("ConnectionRequest.App is empty"))
+	claims, token, scopes, key, err := c.caller(ctx, req)
+	if err != nil {
+		return nil, err
 	}
-	if req.TenantWide && req.Tenant == "" {
-		return nil, fail(ErrConnectionRefused, errors.New("ConnectionRequest.TenantWide needs Tenant"))
+	fail := func(kind, cause error) error {
+		return &ConnectionError{Kind: kind, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: cause}
 	}
-	claims, ok := ClaimsFromContext(ctx)
-	token, hasToken := caller.TokenOf(ctx)
-	if !ok || !hasToken {
-		return nil, fail(ErrConnectionRefused, errors.New("the context carries no caller accepted by the middleware"))
-	}
-	if !claims.HasScope(ScopeOutboundTokenFetch) {
-		return nil, &ConnectionError{Kind: ErrConnectionScope, App: req.App, Scope: ScopeOutboundTokenFetch}
-	}
-	scopes := slices.Clone(req.Scopes)
-	slices.Sort(scopes)
-	scopes = slices.Compact(scopes)
-	key := strings.Join([]string{claims.Issuer, claims.Subject, req.App, req.Tenant, strings.Join(scopes, " ")}, "\x00")
-	if len(req.Scopes) == 0 {
-		key += "\x00latest"
-	}
-	if req.TenantWide {
-		key += "\x00tenant-wide"
-	}
-	return c.cache.get(key, func() (*ConnectionToken, error) {
+	return c.cache.get(ctx, key, fail, func() (*ConnectionToken, error) {
 		// The fetch outlives a caller that gives up: others may wait on it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
 		return c.fetch(fctx, token, claims.Subject, req, scopes)
 	})
+}
+
+// Forget drops the current caller's cached token for req, so that the
+// next Token call asks Descope again: for instance after the third-party
+// API refused the token (revoked, or disconnected in Descope), since a
+// cached token is served without asking Descope until shortly before it
+// expires.
+func (c *Connections) Forget(ctx context.Context, req ConnectionRequest) {
+	if _, _, _, key, err := c.caller(ctx, req); err == nil {
+		c.cache.forget(key)
+	}
+}
+
+// caller checks req and the caller of ctx, and returns the caller's claims
+// and token, req's scopes in order, and the cache key.
+func (c *Connections) caller(ctx context.Context, req ConnectionRequest) (*Claims, string, []string, string, error) {
+	fail := func(kind error, err error) error {
+		return &ConnectionError{Kind: kind, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: err}
+	}
+	switch {
+	case !plainName(req.App):
+		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("ConnectionRequest.App is empty or holds spaces or control characters"))
+	case req.Tenant != "" && !plainName(req.Tenant):
+		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("ConnectionRequest.Tenant holds spaces or control characters"))
+	case req.TenantWide && req.Tenant == "":
+		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("ConnectionRequest.TenantWide needs Tenant"))
+	case slices.ContainsFunc(req.Scopes, func(s string) bool { return !plainName(s) }):
+		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("ConnectionRequest.Scopes holds an empty scope, or one with spaces or control characters"))
+	}
+	claims, ok := ClaimsFromContext(ctx)
+	token, hasToken := caller.TokenOf(ctx)
+	if !ok || !hasToken {
+		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("the context carries no caller accepted by the middleware"))
+	}
+	if !claims.HasScope(ScopeOutboundTokenFetch) {
+		e := fail(ErrConnectionScope, nil).(*ConnectionError)
+		e.Scope = ScopeOutboundTokenFetch
+		return nil, "", nil, "", e
+	}
+	scopes := slices.Clone(req.Scopes)
+	slices.Sort(scopes)
+	scopes = slices.Compact(scopes)
+	// JSON keeps the fields apart whatever they hold.
+	key, _ := json.Marshal(struct {
+		Issuer, Subject, App, Tenant string
+		Scopes                       []string
+		Latest, TenantWide           bool
+	}{claims.Issuer, claims.Subject, req.App, req.Tenant, scopes, len(scopes) == 0, req.TenantWide})
+	return claims, token, scopes, string(key), nil
+}
+
+// plainName reports whether s is a non-empty name without spaces or
+// control characters, as app IDs, tenant IDs and OAuth scopes are.
+func plainName(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) })
 }
 
 // tokenRequest is the body of the token endpoints: only documented fields.
@@ -265,32 +317,37 @@ func (c *Connections) fetch(ctx context.Context, token, userID string, req Conne
 	}
 	status, answer, err := c.post(ctx, token, path, body)
 	if err != nil {
-		return nil, &ConnectionError{Kind: ErrConnectionUnavailable, App: req.App, Err: err}
+		return nil, &ConnectionError{Kind: ErrConnectionUnavailable, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: err}
 	}
 	if status != http.StatusOK {
-		return nil, c.refusal(ctx, token, req.App, scopes, status, answer)
+		return nil, c.refusal(ctx, token, req, scopes, status, answer)
 	}
 	var a tokenAnswer
 	if json.Unmarshal(answer, &a) != nil || a.Token == nil || a.Token.AccessToken == "" {
-		return nil, &ConnectionError{Kind: ErrConnectionUnavailable, App: req.App, Err: errors.New("the answer holds no token")}
+		return nil, &ConnectionError{Kind: ErrConnectionUnavailable, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: errors.New("the answer holds no token")}
 	}
-	expiry, err := parseExpiry(a.Token.AccessTokenExpiry)
+	expiry, err := parseExpiry(a.Token.AccessTokenExpiry, time.Now())
 	if err != nil {
-		return nil, &ConnectionError{Kind: ErrConnectionUnavailable, App: req.App, Err: err}
+		return nil, &ConnectionError{Kind: ErrConnectionUnavailable, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: err}
 	}
 	return &ConnectionToken{AccessToken: a.Token.AccessToken, Type: a.Token.AccessTokenType, Expiry: expiry, Scopes: a.Token.Scopes}, nil
 }
 
 // refusal classifies a non-200 answer; for "not connected" it asks for the
-// link where the user connects the app.
-func (c *Connections) refusal(ctx context.Context, token, app string, scopes []string, status int, answer []byte) error {
+// link where the user connects the app (none for a tenant's connection:
+// the connect endpoint takes no tenant, and its link would make the user's
+// own).
+func (c *Connections) refusal(ctx context.Context, token string, req ConnectionRequest, scopes []string, status int, answer []byte) error {
 	var de descopeError
 	_ = json.Unmarshal(answer, &de)
-	e := &ConnectionError{Kind: ErrConnectionRefused, App: app, Code: de.Code, Err: fmt.Errorf("status %d", status)}
+	e := &ConnectionError{Kind: ErrConnectionRefused, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide,
+		Code: de.Code, Err: fmt.Errorf("status %d", status)}
 	switch {
 	case de.Code == codeNotConnected:
 		e.Kind, e.Err = ErrNotConnected, nil
-		e.ConnectURL = c.connectURL(ctx, token, app, scopes)
+		if req.Tenant == "" {
+			e.ConnectURL = c.connectURL(ctx, token, req.App, scopes)
+		}
 	case status >= 500 || status == http.StatusTooManyRequests:
 		e.Kind = ErrConnectionUnavailable
 	}
@@ -321,7 +378,8 @@ func (c *Connections) connectURL(ctx context.Context, token, app string, scopes 
 	if json.Unmarshal(answer, &a) != nil {
 		return ""
 	}
-	if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	// https, or http only from a Descope on this machine (tests, dev mode).
+	if u, err := url.Parse(a.URL); err != nil || u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !strings.HasPrefix(c.base, "http://"))) {
 		return ""
 	}
 	return a.URL
@@ -359,8 +417,9 @@ func (c *Connections) post(ctx context.Context, token, path string, body any) (i
 
 // parseExpiry reads accessTokenExpiry, which Descope's sources give as a
 // number or a numeric string of Unix seconds (or milliseconds), or as RFC
-// 3339 text. Absent or null is no expiry.
-func parseExpiry(raw json.RawMessage) (time.Time, error) {
+// 3339 text; a number below 10^9 (before 2001) is a lifetime in seconds
+// from now, as one SDK's tests write it. Absent or null is no expiry.
+func parseExpiry(raw json.RawMessage, now time.Time) (time.Time, error) {
 	s := strings.TrimSpace(string(raw))
 	if s == "" || s == "null" {
 		return time.Time{}, nil
@@ -372,11 +431,13 @@ func parseExpiry(raw json.RawMessage) (time.Time, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f > 1e15 {
-		return time.Time{}, fmt.Errorf("accessTokenExpiry %.40q is neither a Unix time nor RFC 3339", s)
-	}
-	if f > 1e11 { // past year 5138 in seconds: milliseconds
+	switch {
+	case err != nil || f < 0 || f > 1e15:
+		return time.Time{}, errors.New("accessTokenExpiry is neither a Unix time nor RFC 3339")
+	case f > 1e11: // past year 5138 in seconds: milliseconds
 		return time.UnixMilli(int64(f)), nil
+	case f < 1e9:
+		return now.Add(time.Duration(f) * time.Second), nil
 	}
 	return time.Unix(int64(f), 0), nil
 }
@@ -412,8 +473,17 @@ func (c *connectionCache) clock() time.Time {
 	return time.Now()
 }
 
-// get returns the cached token of key, or joins or starts its fetch.
-func (c *connectionCache) get(key string, fetch func() (*ConnectionToken, error)) (*ConnectionToken, error) {
+// forget drops key's entry.
+func (c *connectionCache) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, key)
+}
+
+// get returns the cached token of key, or joins or starts its fetch. A
+// caller that joins stops waiting when its ctx ends.
+func (c *connectionCache) get(ctx context.Context, key string, fail func(kind, cause error) error,
+	fetch func() (*ConnectionToken, error)) (*ConnectionToken, error) {
 	c.mu.Lock()
 	if e, ok := c.entries[key]; ok {
 		if c.clock().Before(e.until) {
@@ -424,7 +494,11 @@ func (c *connectionCache) get(key string, fetch func() (*ConnectionToken, error)
 	}
 	if f, ok := c.flights[key]; ok {
 		c.mu.Unlock()
-		<-f.done
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, fail(ErrConnectionUnavailable, ctx.Err())
+		}
 		if f.err != nil {
 			return nil, f.err
 		}
@@ -434,18 +508,24 @@ func (c *connectionCache) get(key string, fetch func() (*ConnectionToken, error)
 	c.flights[key] = f
 	c.mu.Unlock()
 
-	f.tok, f.err = fetch()
-
-	c.mu.Lock()
-	delete(c.flights, key)
-	if f.err == nil && !f.tok.Expiry.IsZero() {
-		if until := f.tok.Expiry.Add(-cacheMargin); c.clock().Before(until) {
-			c.makeRoom()
-			c.entries[key] = connectionEntry{tok: f.tok, until: until}
+	// Deferred, so that a fetch that panics does not leave the flight
+	// open for every later caller.
+	defer func() {
+		c.mu.Lock()
+		delete(c.flights, key)
+		if f.err == nil && f.tok != nil && !f.tok.Expiry.IsZero() {
+			if until := f.tok.Expiry.Add(-cacheMargin); c.clock().Before(until) {
+				c.makeRoom()
+				c.entries[key] = connectionEntry{tok: f.tok, until: until}
+			}
 		}
-	}
-	c.mu.Unlock()
-	close(f.done)
+		c.mu.Unlock()
+		if f.tok == nil && f.err == nil {
+			f.err = fail(ErrConnectionUnavailable, errors.New("the fetch failed"))
+		}
+		close(f.done)
+	}()
+	f.tok, f.err = fetch()
 	if f.err != nil {
 		return nil, f.err
 	}

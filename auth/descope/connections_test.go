@@ -32,6 +32,7 @@ type vault struct {
 	connected map[string]bool // user + "/" + app
 	expiry    string          // the raw JSON of accessTokenExpiry
 	status    int             // a forced status, 0 for none
+	location  string          // a Location header with the forced status
 	delay     time.Duration
 	hits      atomic.Int64
 	paths     []string
@@ -69,6 +70,9 @@ func (v *vault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if status != 0 {
+		if v.location != "" {
+			w.Header().Set("Location", v.location)
+		}
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, `{"errorCode":"E000000","errorDescription":"forced"}`)
 		return
@@ -100,6 +104,7 @@ type connEnv struct {
 	v     *vault
 	srv   *httptest.Server
 	conns *descope.Connections
+	p     *descope.Provider
 	logs  lockedBuffer
 }
 
@@ -114,6 +119,7 @@ func newConnEnv(t *testing.T, req descope.ConnectionRequest, fetchTimeout time.D
 		FetchTimeout: fetchTimeout, Logger: log})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
+	e.p = p
 	e.conns, err = p.Connections(descope.ConnectionsConfig{BaseURL: vaultSrv.URL, ConnectRedirectURL: "https://mcp.example.com/connected"})
 	require.NoError(t, err)
 	tool := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -257,6 +263,17 @@ func TestConnectionTokenExpiryForms(t *testing.T) {
 			assert.Equal(t, fmt.Sprintf("token third-party-secret Bearer %d [calendar.read]", at.Unix()), e.call(t, e.userToken("outbound.token.fetch")))
 		})
 	}
+	t.Run("lifetime in seconds", func(t *testing.T) {
+		e := newConnEnv(t, descope.ConnectionRequest{App: "drive"}, 0)
+		e.v.connected[e.ds.User().Subject+"/drive"] = true
+		e.v.expiry = `3600`
+		before := time.Now().Add(time.Hour).Unix()
+		var exp int64
+		_, err := fmt.Sscanf(e.call(t, e.userToken("outbound.token.fetch")), "token third-party-secret Bearer %d", &exp)
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, exp, before)
+		assert.LessOrEqual(t, exp, time.Now().Add(time.Hour).Unix())
+	})
 	t.Run("garbage", func(t *testing.T) {
 		e := newConnEnv(t, descope.ConnectionRequest{App: "drive"}, 0)
 		e.v.connected[e.ds.User().Subject+"/drive"] = true
@@ -281,4 +298,111 @@ func TestConnectionTokenTenantWide(t *testing.T) {
 	assert.Equal(t, []string{"/v1/mgmt/outbound/app/tenant/token"}, e.v.paths)
 	assert.Equal(t, map[string]any{"appId": "jira", "tenantId": "T9", "scopes": []any{"read"},
 		"options": map[string]any{"withRefreshToken": false, "forceRefresh": false}}, e.v.bodies[0])
+}
+
+// TestConnectionRequestChecks: a request whose names could not be an app,
+// a tenant or a scope is refused before anything is sent.
+func TestConnectionRequestChecks(t *testing.T) {
+	for name, req := range map[string]descope.ConnectionRequest{
+		"no app":                 {},
+		"app with a space":       {App: "git hub"},
+		"app with a NUL":         {App: "a\x00latest"},
+		"tenant with a space":    {App: "a", Tenant: "T 1"},
+		"tenant-wide, no tenant": {App: "a", TenantWide: true},
+		"empty scope":            {App: "a", Scopes: []string{"read", ""}},
+		"scopes in one string":   {App: "a", Scopes: []string{"read write"}},
+		"scope with a NUL":       {App: "a", Scopes: []string{"\x00latest\x00tenant-wide"}},
+		"scope with a newline":   {App: "a", Scopes: []string{"read\n"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newConnEnv(t, req, 0)
+			assert.Contains(t, e.call(t, e.userToken("outbound.token.fetch")), `kind="descope: the connection token request was refused"`)
+			assert.Zero(t, e.v.hits.Load(), "nothing sent")
+		})
+	}
+}
+
+// TestConnectionCacheKeys: requests that differ only in how they ask
+// (latest or by scopes, the user's or the tenant's connection, one tenant
+// or none) never share a cached token.
+func TestConnectionCacheKeys(t *testing.T) {
+	e := newConnEnv(t, descope.ConnectionRequest{}, 0)
+	user := e.ds.User().Subject
+	e.v.connected[user+"/a"] = true
+	e.v.connected["tenant:T/a"] = true
+	srv := httptest.NewServer(auth.Handler(e.p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, req := range []descope.ConnectionRequest{
+			{App: "a", Tenant: "T", TenantWide: true},
+			{App: "a", Tenant: "T"},
+			{App: "a"},
+			{App: "a", Scopes: []string{"x"}},
+			{App: "a", Scopes: []string{"x", "y"}},
+			{App: "a", Tenant: "T", TenantWide: true, Scopes: []string{"x"}},
+		} {
+			_, err := e.conns.Token(r.Context(), req)
+			assert.NoError(t, err, "%+v", req)
+		}
+	})))
+	t.Cleanup(srv.Close)
+	r, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader(`{}`))
+	r.Header.Set("Authorization", "Bearer "+e.userToken("outbound.token.fetch"))
+	resp, err := http.DefaultClient.Do(r)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.EqualValues(t, 6, e.v.hits.Load(), "six requests, six fetches")
+}
+
+// TestConnectionForget: after Forget the caller's next call asks Descope
+// again; another caller's entry stays.
+func TestConnectionForget(t *testing.T) {
+	req := descope.ConnectionRequest{App: "github", Scopes: []string{"read:user"}}
+	e := newConnEnv(t, req, 0)
+	e.v.connected[e.ds.User().Subject+"/github"] = true
+	e.v.connected["U2bob/github"] = true
+	alice := e.userToken("outbound.token.fetch")
+	bob := e.ds.Mint(map[string]any{"aud": []string{resourceURL}, "sub": "U2bob", "scope": "outbound.token.fetch"})
+	forget := httptest.NewServer(auth.Handler(e.p, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		e.conns.Forget(r.Context(), req)
+	})))
+	t.Cleanup(forget.Close)
+	e.call(t, alice)
+	e.call(t, bob)
+	require.EqualValues(t, 2, e.v.hits.Load())
+	r, _ := http.NewRequest(http.MethodPost, forget.URL+"/mcp", strings.NewReader(`{}`))
+	r.Header.Set("Authorization", "Bearer "+alice)
+	resp, err := http.DefaultClient.Do(r)
+	require.NoError(t, err)
+	resp.Body.Close()
+	e.call(t, bob)
+	assert.EqualValues(t, 2, e.v.hits.Load(), "bob's entry stays")
+	e.call(t, alice)
+	assert.EqualValues(t, 3, e.v.hits.Load(), "alice's was forgotten")
+}
+
+// TestConnectionNeverFollowsRedirects: a redirect from Descope's origin is
+// not followed, so the caller's token goes nowhere else.
+func TestConnectionNeverFollowsRedirects(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Add(1) }))
+	t.Cleanup(other.Close)
+	e := newConnEnv(t, descope.ConnectionRequest{App: "github"}, 0)
+	e.v.status, e.v.location = http.StatusTemporaryRedirect, other.URL+"/v1/mgmt/outbound/app/user/token/latest"
+	assert.Contains(t, e.call(t, e.userToken("outbound.token.fetch")), `kind="descope: the connection token request was refused"`)
+	assert.Zero(t, elsewhere.Load())
+}
+
+// TestConnectionTenantNotConnected: for a tenant's connection no connect
+// link is asked for (Descope's would connect the user's own account).
+func TestConnectionTenantNotConnected(t *testing.T) {
+	for name, req := range map[string]descope.ConnectionRequest{
+		"the user's, in a tenant": {App: "jira", Tenant: "T9"},
+		"the tenant's own":        {App: "jira", Tenant: "T9", TenantWide: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newConnEnv(t, req, 0)
+			got := e.call(t, e.userToken("outbound.token.fetch"))
+			assert.Contains(t, got, `error kind="descope: the user has not connected this app" connect=""`)
+			assert.EqualValues(t, 1, e.v.hits.Load(), "no connect request")
+		})
+	}
 }
