@@ -24,15 +24,21 @@ import (
 //     link (an input request: protocol 2026-07-28 clients answer it and
 //     call the tool again; for older clients mcp-go sends elicitation/create
 //     and calls the handler again). The handler runs again with the
-//     answer; when the user has connected by then, Token succeeds, and when
-//     not, this returns a tool error asking them to finish and retry;
+//     answer. The client's "accept" says only that the user agreed to open
+//     the link, so they may not have finished connecting yet: then Token
+//     fails again and this returns a tool error asking them to finish and
+//     call the tool again; if they were quicker (or the client waits),
+//     Token succeeds in the same call;
 //   - any other client gets a tool error carrying the link, which the user
 //     opens before calling the tool again.
 //
-// The other ConnectionError kinds become tool errors that say what the
-// user can do (sign in again granting ScopeOutboundTokenFetch, retry
-// later). The texts name the app and never Descope's answer or err's text.
-// An err that is not a *ConnectionError is returned as is.
+// A tenant's connection has no link (Descope's would connect the user's
+// own account): the tool error says an administrator must connect it. The
+// other ConnectionError kinds become tool errors that say what the user
+// can do (sign in again granting ScopeOutboundTokenFetch, retry later).
+// The texts name the app and hold, of Descope's answer, only the connect
+// link; never an error text or code. An err that is not a
+// *ConnectionError is returned as is.
 func ConnectionToolResult(ctx context.Context, request mcp.CallToolRequest, err error) (*mcp.CallToolResult, error) {
 	var ce *ConnectionError
 	if !errors.As(err, &ce) {
@@ -59,6 +65,12 @@ func ConnectionToolResult(ctx context.Context, request mcp.CallToolRequest, err 
 		}
 		return mcp.NewToolResultError(fmt.Sprintf(
 			"This tool needs your %s account. Connect it at %s, then call this tool again.", ce.App, ce.ConnectURL)), nil
+	case errors.Is(ce, ErrNotConnected) && ce.TenantWide:
+		return mcp.NewToolResultError(fmt.Sprintf(
+			"This tool needs %s connected for your tenant, which it is not. Ask your tenant's administrator to connect it.", ce.App)), nil
+	case errors.Is(ce, ErrNotConnected) && ce.Tenant != "":
+		return mcp.NewToolResultError(fmt.Sprintf(
+			"This tool needs your %s account connected in your tenant, which it is not. Connect it in the tenant's Descope settings, or ask its administrator.", ce.App)), nil
 	case errors.Is(ce, ErrNotConnected):
 		return mcp.NewToolResultError(fmt.Sprintf(
 			"This tool needs your %s account, which is not connected, and no link to connect it could be made right now. Try again later.", ce.App)), nil
