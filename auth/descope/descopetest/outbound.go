@@ -36,6 +36,10 @@ const (
 	outboundConnectLink       = "/outbound/connect/" // + a random ID, followed by the user
 )
 
+// maxPendingConnects bounds the connect links waiting to be followed; a
+// link made beyond it drops an unfollowed one.
+const maxPendingConnects = 1000
+
 // outboundTokenLifetime is how long the third-party tokens the vault hands
 // out last.
 const outboundTokenLifetime = time.Hour
@@ -294,6 +298,12 @@ func (s *Server) handleOutboundConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	id := randomToken()
 	s.mu.Lock()
+	for k := range s.pendingConnects {
+		if len(s.pendingConnects) < maxPendingConnects {
+			break
+		}
+		delete(s.pendingConnects, k)
+	}
 	s.pendingConnects[id] = &pendingConnect{owner: sub, app: req.AppID, redirect: req.Options.RedirectURL, scopes: slices.Clone(req.Options.Scopes)}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]string{"url": s.base + outboundConnectLink + id})

@@ -141,3 +141,20 @@ func TestOutboundToken(t *testing.T) {
 		t.Fatal("a disconnected token is still someone's")
 	}
 }
+
+// TestPendingConnectsAreBounded: links nobody follows do not pile up.
+func TestPendingConnectsAreBounded(t *testing.T) {
+	s := newServer(t)
+	auth := "Bearer " + s.ProjectID() + ":" + s.Mint(map[string]any{"scope": "outbound.token.fetch"})
+	for range maxPendingConnects + 50 {
+		if status, resp := vaultPost(t, s, outboundConnect, auth, `{"appId":"drive","options":{}}`); status != 200 {
+			t.Fatalf("connect: %d %v", status, resp)
+		}
+	}
+	s.mu.Lock()
+	n := len(s.pendingConnects)
+	s.mu.Unlock()
+	if n != maxPendingConnects {
+		t.Fatalf("%d links pending, want %d", n, maxPendingConnects)
+	}
+}
