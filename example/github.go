@@ -78,7 +78,8 @@ func (g *githubTool) addTo(s *server.MCPServer, pol *auth.Policy) {
 }
 
 func (g *githubTool) profile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	tok, err := g.conns.Token(ctx, descope.ConnectionRequest{App: g.app, Scopes: githubScopes})
+	creq := descope.ConnectionRequest{App: g.app, Scopes: githubScopes}
+	tok, err := g.conns.Token(ctx, creq)
 	if err != nil {
 		return descope.ConnectionToolResult(ctx, req, err)
 	}
@@ -97,6 +98,9 @@ func (g *githubTool) profile(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
+		// Revoked at GitHub, or the connection was removed in Descope:
+		// the cached token is of no use any more.
+		g.conns.Forget(ctx, creq)
 		return mcp.NewToolResultError(msgGitHubRefused), nil
 	case resp.StatusCode != http.StatusOK:
 		return mcp.NewToolResultError(msgGitHubUnreachable), nil
@@ -124,7 +128,11 @@ func newGitHubTool(p *descope.Provider, app, api string) (*githubTool, error) {
 		return nil, fmt.Errorf("GITHUB_API_URL %q: use an https URL such as %s (http only on this machine)", api, defaultGitHubAPI)
 	}
 	api = strings.TrimRight(api, "/")
-	return &githubTool{conns: conns, app: app, api: api, client: &http.Client{Timeout: githubTimeout}}, nil
+	// No redirects: the user's token would follow them (Go keeps the
+	// header for the same host on another port or scheme).
+	client := &http.Client{Timeout: githubTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &githubTool{conns: conns, app: app, api: api, client: client}, nil
 }
 
 // fakeGitHub is dev mode's stand-in for GitHub's API: GET /user answers

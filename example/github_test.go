@@ -100,6 +100,9 @@ func TestGitHubProfile(t *testing.T) {
 		{"GitHub fails", reply(502, `upstream 10.1.2.3 down`), msgGitHubUnreachable, true},
 		{"GitHub answers garbage", reply(200, `<html>`), msgGitHubUnreachable, true},
 		{"GitHub answers no login", reply(200, `{"name":"x"}`), msgGitHubUnreachable, true},
+		{"GitHub redirects", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+		}, msgGitHubUnreachable, true},
 		{"GitHub drops the connection", func(w http.ResponseWriter, _ *http.Request) { panic(http.ErrAbortHandler) }, msgGitHubUnreachable, true},
 	}
 	for _, tt := range tests {
@@ -108,7 +111,7 @@ func TestGitHubProfile(t *testing.T) {
 			text, isErr := f.call(t)
 			assert.Equal(t, tt.want, text)
 			assert.Equal(t, tt.isErr, isErr)
-			seen, _ := f.seen.Load().(string)
+			seen, _ := f.seen.Load().(string) // the last request: a redirect was not followed
 			method, token, _ := strings.Cut(strings.TrimPrefix(seen, "GET /user "), " ")
 			require.Equal(t, "Bearer", method, seen)
 			sub, app, scopes, ok := f.ds.OutboundToken(token)
@@ -116,6 +119,27 @@ func TestGitHubProfile(t *testing.T) {
 			assert.Equal(t, []string{"U2alice", "github", "read:user"}, []string{sub, app, strings.Join(scopes, " ")})
 		})
 	}
+}
+
+// TestGitHubRefusalForgetsTheToken: after GitHub refused the token, the
+// next call fetches the user's token from Descope again instead of the
+// cached one.
+func TestGitHubRefusalForgetsTheToken(t *testing.T) {
+	f := newGitHubFixture(t)
+	f.ds.ConnectOutboundApp("U2alice", "github", "read:user")
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{"login":"octo"}`) }
+	refuse := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusUnauthorized) }
+	f.answer.Store(new(ok))
+	f.call(t)
+	f.call(t)
+	require.EqualValues(t, 1, f.ds.OutboundTokenRequests(), "cached")
+	f.answer.Store(new(refuse))
+	text, _ := f.call(t)
+	assert.Equal(t, msgGitHubRefused, text)
+	f.answer.Store(new(ok))
+	text, isErr := f.call(t)
+	assert.False(t, isErr, text)
+	assert.EqualValues(t, 2, f.ds.OutboundTokenRequests(), "asked Descope again")
 }
 
 // TestFakeGitHub: dev mode's stand-in answers only tokens the fake vault
