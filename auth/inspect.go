@@ -189,21 +189,22 @@ func (m *message) metaVersion() string {
 // identical body back for the next handler, and decodes the JSON-RPC message
 // in it. A batch, or a message naming params twice, is refused; a body that
 // is not a JSON-RPC message yields nil: the MCP server answers it.
-func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait time.Duration) (*message, error) {
+//
+// The read deadline that bounded the body is left in place once the body
+// is read (bodyDeadline), for the caller to replace with the request's own
+// or to lift: one update of the deadline fewer per streamed request. After
+// a failed read it stays, and the connection is closed.
+func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait time.Duration) (m *message, bodyDeadline bool, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
+		return nil, false, nil
 	}
 	if r.ContentLength > maxBytes {
-		return nil, errBodyTooLarge
+		return nil, false, errBodyTooLarge
 	}
 	deadline := setReadDeadline(w, time.Now().Add(wait))
 	body, err := readBody(r.Body, r.ContentLength, maxBytes)
-	if deadline && err == nil {
-		// The deadline was for the body; the caller sets the request's.
-		setReadDeadline(w, time.Time{})
-	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	rb := new(replayBody)
 	rb.Reset(body)
@@ -212,19 +213,19 @@ func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait ti
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		// MCP has had no batches since 2025-06-18 and mcp-go serves none;
 		// decoding one would cost memory many times its size.
-		return nil, errBatch
+		return nil, deadline, errBatch
 	}
 	m, ok := scanMessage(body)
 	if !ok {
 		m = new(message)
 		if json.Unmarshal(body, m) != nil {
-			return nil, nil
+			return nil, deadline, nil
 		}
 	}
 	if m.Params.repeated {
-		return nil, errRepeatedParams
+		return nil, deadline, errRepeatedParams
 	}
-	return m, nil
+	return m, deadline, nil
 }
 
 // firstChunk is the most a body is given before any of it arrived: memory

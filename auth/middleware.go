@@ -320,10 +320,13 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		g.refuse(w, r, errUnknownSession)
 		return
 	}
-	var initialize, mayStream bool
+	var initialize, mayStream, bodyDeadline bool
 	if r.Method == http.MethodPost {
 		var err error
-		if initialize, mayStream, err = g.inspect(info, w, r); err != nil {
+		if initialize, mayStream, bodyDeadline, err = g.inspect(info, w, r); err != nil {
+			if bodyDeadline {
+				setReadDeadline(w, time.Time{})
+			}
 			g.refuse(w, r, err)
 			return
 		}
@@ -335,12 +338,19 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		// streamGrace.
 		ends := latest(claims.ExpiresAt, time.Now()).Add(streamGrace)
 		if r.ProtoMajor == 1 && setReadDeadline(w, ends) {
+			// This replaces the body's deadline.
+			bodyDeadline = false
 			defer endOnConnection(w, ends)
 		} else {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithDeadline(ctx, ends)
 			defer cancel()
 		}
+	}
+	if bodyDeadline {
+		// The deadline was for the body: a request that answers at once
+		// runs without one.
+		setReadDeadline(w, time.Time{})
 	}
 	if initialize {
 		w = &sessionCheck{ResponseWriter: w, g: g, r: r, claims: claims, now: time.Now()}
@@ -454,31 +464,33 @@ var (
 // sessions, any notification: mcp-go would let one caller cancel another's
 // request), a task (mcp-go v1.2.1 does not tie tasks to their creator), or
 // an operation whose declared scopes the token lacks. It reports whether
-// the request opens a session, and whether its answer may be a stream.
-func (g *guard) inspect(info *requestInfo, w http.ResponseWriter, r *http.Request) (initialize, mayStream bool, err error) {
+// the request opens a session, whether its answer may be a stream, and
+// whether the body's read deadline is still to be replaced or lifted (see
+// readMessage), refused or not.
+func (g *guard) inspect(info *requestInfo, w http.ResponseWriter, r *http.Request) (initialize, mayStream, bodyDeadline bool, err error) {
 	claims := info.claims
-	m, err := readMessage(w, r, g.maxBody, g.bodyWait)
+	m, bodyDeadline, err := readMessage(w, r, g.maxBody, g.bodyWait)
 	if err != nil || m == nil {
-		return false, false, err
+		return false, false, bodyDeadline, err
 	}
 	if m.isNotification() {
 		if isModern(r.Header, m) ||
 			(m.Method == string(mcp.MethodNotificationCancelled) && r.Header.Get(server.HeaderKeySessionID) == "") {
-			return false, false, errNotification
+			return false, false, bodyDeadline, errNotification
 		}
 	} else {
 		mayStream = !quickMethods[m.Method]
 	}
 	if m.usesTasks() {
-		return false, false, &taskRefusal{id: m.ID.raw}
+		return false, false, bodyDeadline, &taskRefusal{id: m.ID.raw}
 	}
 	if g.policy != nil {
 		if m.Method == string(mcp.MethodSubscriptionsListen) && !g.policy.listenAllowed(claims, m) {
-			return false, false, errListenDenied
+			return false, false, bodyDeadline, errListenDenied
 		}
 		if needed := g.policy.neededScopes(m); !g.policy.grantsAll(claims, needed) {
 			// One challenge with every scope the operation needs.
-			return false, false, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
+			return false, false, bodyDeadline, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_operation_scope",
 				Scopes: cleanScopes(append(append([]string(nil), g.required...), needed...))}
 		}
 		if m.Method == string(mcp.MethodToolsCall) {
@@ -488,7 +500,7 @@ func (g *guard) inspect(info *requestInfo, w http.ResponseWriter, r *http.Reques
 		}
 	}
 	initialize = m.Method == string(mcp.MethodInitialize) && !isModern(r.Header, m)
-	return initialize, mayStream, nil
+	return initialize, mayStream, bodyDeadline, nil
 }
 
 // quickMethods answer at once, never with a stream that could outlive the
