@@ -56,13 +56,24 @@ type Policy struct {
 	// index into it stands for a hidden template in a list cursor.
 	templateOrder []string
 
-	// attachMu guards attached. It is never held with p.mu, and never
-	// taken by a request: attach calls into mcp-go, whose filters call
-	// back into the Policy under mcp-go's own locks.
+	// attachMu guards attached, toolRules and promptRules. It is never
+	// held with p.mu, and never taken by a request: attach calls into
+	// mcp-go, whose filters call back into the Policy under mcp-go's own
+	// locks.
 	attachMu sync.Mutex
-	// attached maps each server the Policy serves to the mcp-go Hooks its
-	// hooks were added to (see attach).
-	attached map[*server.MCPServer]*server.Hooks
+	// attached maps each server the Policy serves to what it installed
+	// there (see attach).
+	attached map[*server.MCPServer]*attachment
+	// toolRules and promptRules record that a tool, or a prompt, with a
+	// rule was added: only then can a list filter hide anything.
+	toolRules, promptRules bool
+}
+
+// attachment is what a Policy installed on one server: the mcp-go Hooks
+// its hooks were added to, and whether its list filters are there.
+type attachment struct {
+	hooks                    *server.Hooks
+	toolFilter, promptFilter bool
 }
 
 // templateAccess is what a resource template asks of a caller.
@@ -135,7 +146,7 @@ func NewPolicy(opts ...PolicyOption) *Policy {
 		prompts:   map[string]access{},
 		resources: map[string]access{},
 		templates: map[string]templateAccess{},
-		attached:  map[*server.MCPServer]*server.Hooks{},
+		attached:  map[*server.MCPServer]*attachment{},
 	}
 	for _, o := range opts {
 		o(p)
@@ -269,6 +280,9 @@ func (p *Policy) AddTool(s *server.MCPServer, tool mcp.Tool, handler server.Tool
 	p.mu.Lock()
 	p.tools[tool.Name] = a
 	p.mu.Unlock()
+	if len(a.rules) > 0 {
+		p.needFilters(true, false)
+	}
 	s.AddTool(tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		c, _ := ClaimsFromContext(ctx)
 		if !p.grantsAll(c, a.scopes) {
@@ -294,6 +308,9 @@ func (p *Policy) AddPrompt(s *server.MCPServer, prompt mcp.Prompt, handler serve
 	p.mu.Lock()
 	p.prompts[prompt.Name] = a
 	p.mu.Unlock()
+	if len(a.rules) > 0 {
+		p.needFilters(false, true)
+	}
 	s.AddPrompt(prompt, func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 		c, _ := ClaimsFromContext(ctx)
 		if !p.grantsAll(c, a.scopes) || !a.passesRules(c) {

@@ -21,22 +21,23 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 )
 
-// attach installs the Policy on s: once, the tool and prompt filters and
-// the resource middleware; and its hooks, on the Hooks s holds now, unless
-// they are already there. It is a server.ServerOption, and every Add*
-// method calls it again, so that hooks an app's server.WithHooks replaced
-// come back.
+// attach installs the Policy on s: once, the resource middleware, and the
+// tool and prompt filters once a tool or prompt with a rule exists (see
+// needFilters); and its hooks, on the Hooks s holds now, unless they are
+// already there. It is a server.ServerOption, and every Add* method calls
+// it again, so that hooks an app's server.WithHooks replaced come back.
 func (p *Policy) attach(s *server.MCPServer) {
 	p.attachMu.Lock()
 	defer p.attachMu.Unlock()
-	attached, seen := p.attached[s]
+	at, seen := p.attached[s]
 	if !seen {
-		server.WithToolFilter(p.filterTools)(s)
-		server.WithPromptFilter(p.filterPrompts)(s)
+		at = &attachment{}
+		p.attached[s] = at
 		server.WithResourceHandlerMiddleware(p.guardRead)(s)
 	}
+	p.installFilters(s, at)
 	hooks := s.GetHooks()
-	if seen && hooks == attached && hooks != nil {
+	if seen && hooks == at.hooks && hooks != nil {
 		return
 	}
 	if hooks == nil {
@@ -44,7 +45,36 @@ func (p *Policy) attach(s *server.MCPServer) {
 		server.WithHooks(hooks)(s)
 	}
 	p.addHooks(s, hooks)
-	p.attached[s] = hooks
+	at.hooks = hooks
+}
+
+// needFilters records that a tool (or a prompt) with a rule exists, and
+// installs the list filter it needs on every server the Policy serves.
+// Until then no filter is installed: only a rule hides an item, and mcp-go
+// runs tool filters, on a copy of the tool, on every tools/call
+// (TestRuleFreePolicyCostsToolCallsNothing). Rules apply by name on every
+// server the Policy serves, hence every server.
+func (p *Policy) needFilters(tools, prompts bool) {
+	p.attachMu.Lock()
+	defer p.attachMu.Unlock()
+	p.toolRules = p.toolRules || tools
+	p.promptRules = p.promptRules || prompts
+	for s, at := range p.attached {
+		p.installFilters(s, at)
+	}
+}
+
+// installFilters adds to s the list filters the Policy needs and s lacks.
+// attachMu must be held.
+func (p *Policy) installFilters(s *server.MCPServer, at *attachment) {
+	if p.toolRules && !at.toolFilter {
+		server.WithToolFilter(p.filterTools)(s)
+		at.toolFilter = true
+	}
+	if p.promptRules && !at.promptFilter {
+		server.WithPromptFilter(p.filterPrompts)(s)
+		at.promptFilter = true
+	}
 }
 
 // addHooks adds the Policy's hooks for s to h. Each hook acts only on s's
