@@ -574,35 +574,49 @@ func (g *guard) usedSchemeOf(h http.Header) credScheme {
 // isB64Token reports whether s matches RFC 6750's b64token:
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 // It rules out a second token, spaces and control characters.
+//
+// Cost: every request pays it over its whole token (about 1 KB for
+// Descope). The padding is found from the end, and the rest is checked
+// eight bytes at a time without a branch per byte, which takes about
+// half the time of stopping at the first bad byte (BenchmarkMiddleware).
 func isB64Token(s string) bool {
-	i := 0
-	for i < len(s) && b64TokenChar[s[i]] {
-		i++
+	end := len(s)
+	for end > 0 && s[end-1] == '=' {
+		end--
 	}
-	if i == 0 {
+	if end == 0 {
 		return false
 	}
-	for ; i < len(s); i++ {
-		if s[i] != '=' {
-			return false
-		}
+	s = s[:end]
+	var bad byte
+	for len(s) >= 8 {
+		bad |= notB64Token[s[0]] | notB64Token[s[1]] | notB64Token[s[2]] | notB64Token[s[3]] |
+			notB64Token[s[4]] | notB64Token[s[5]] | notB64Token[s[6]] | notB64Token[s[7]]
+		s = s[8:]
 	}
-	return true
+	for i := 0; i < len(s); i++ {
+		bad |= notB64Token[s[i]]
+	}
+	return bad == 0
 }
 
-// b64TokenChar marks the characters of a b64token before its padding.
-var b64TokenChar = func() (t [256]bool) {
+// notB64Token is 1 for the bytes that cannot appear in a b64token before
+// its padding, 0 for the others.
+var notB64Token = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 1
+	}
 	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
+		t[c] = 0
 	}
 	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
+		t[c] = 0
 	}
 	for c := '0'; c <= '9'; c++ {
-		t[c] = true
+		t[c] = 0
 	}
 	for _, c := range "-._~+/" {
-		t[c] = true
+		t[c] = 0
 	}
 	return t
 }()
