@@ -60,6 +60,8 @@ type requestInfo struct {
 	// through package caller, by this module's providers; never by
 	// tools.
 	token string
+	// read holds the POST's message and the body handed on (readMessage).
+	read readBuffers
 }
 
 func init() {

@@ -194,7 +194,11 @@ func (m *message) metaVersion() string {
 // is read (bodyDeadline), for the caller to replace with the request's own
 // or to lift: one update of the deadline fewer per streamed request. After
 // a failed read it stays, and the connection is closed.
-func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait time.Duration) (m *message, bodyDeadline bool, err error) {
+//
+// The message and the body handed on are kept in into, which the caller
+// allocates anyway (the request's requestInfo): two allocations fewer per
+// request.
+func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait time.Duration, into *readBuffers) (m *message, bodyDeadline bool, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, false, nil
 	}
@@ -206,7 +210,7 @@ func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait ti
 	if err != nil {
 		return nil, false, err
 	}
-	rb := new(replayBody)
+	rb := &into.body
 	rb.Reset(body)
 	r.Body = rb
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
@@ -215,9 +219,9 @@ func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait ti
 		// decoding one would cost memory many times its size.
 		return nil, deadline, errBatch
 	}
-	m, ok := scanMessage(body)
-	if !ok {
-		m = new(message)
+	m = &into.msg
+	if !scanMessageInto(body, m) {
+		*m = message{}
 		if json.Unmarshal(body, m) != nil {
 			return nil, deadline, nil
 		}
@@ -274,6 +278,12 @@ func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
 
 // replayBody is the body handed on after the middleware read it.
 type replayBody struct{ bytes.Reader }
+
+// readBuffers is where readMessage keeps what it makes for one request.
+type readBuffers struct {
+	msg  message
+	body replayBody
+}
 
 func (*replayBody) Close() error { return nil }
 

@@ -469,7 +469,7 @@ var (
 // readMessage), refused or not.
 func (g *guard) inspect(info *requestInfo, w http.ResponseWriter, r *http.Request) (initialize, mayStream, bodyDeadline bool, err error) {
 	claims := info.claims
-	m, bodyDeadline, err := readMessage(w, r, g.maxBody, g.bodyWait)
+	m, bodyDeadline, err := readMessage(w, r, g.maxBody, g.bodyWait, &info.read)
 	if err != nil || m == nil {
 		return false, false, bodyDeadline, err
 	}

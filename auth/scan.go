@@ -213,15 +213,24 @@ var knownMethods = func() map[string]string {
 // scanMessage reads id, method and params of a body the way readMessage's
 // encoding/json decode would, or reports ok false when it cannot be sure.
 func scanMessage(body []byte) (m *message, ok bool) {
-	s := scanner{b: body}
-	if !s.open() {
+	m = new(message)
+	if !scanMessageInto(body, m) {
 		return nil, false
 	}
-	m = new(message)
+	return m, true
+}
+
+// scanMessageInto is scanMessage into m, which must be empty; when it
+// reports false, m may hold part of the message.
+func scanMessageInto(body []byte, m *message) bool {
+	s := scanner{b: body}
+	if !s.open() {
+		return false
+	}
 	for {
 		name, value, done, ok := s.next()
 		if !ok {
-			return nil, false
+			return false
 		}
 		if done {
 			break
@@ -238,7 +247,7 @@ func scanMessage(body []byte) (m *message, ok bool) {
 			}
 			method, ok := plainString(value)
 			if !ok {
-				return nil, false
+				return false
 			}
 			m.Method = method
 		case foldEqual(name, "params"):
@@ -246,10 +255,7 @@ func scanMessage(body []byte) (m *message, ok bool) {
 			m.Params.raw = value
 		}
 	}
-	if !s.end() {
-		return nil, false
-	}
-	return m, true
+	return s.end()
 }
 
 // scanMember returns the raw value of the last member of the object obj
