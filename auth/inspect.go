@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -103,13 +104,18 @@ func mayNameTask(params []byte) bool {
 	return false
 }
 
+// isASCII reports whether b has no byte of 0x80 or more, looking at eight
+// bytes at a time: every tools/call pays it over its params.
 func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
+	var high uint64
+	for len(b) >= 8 {
+		high |= binary.LittleEndian.Uint64(b)
+		b = b[8:]
 	}
-	return true
+	for _, c := range b {
+		high |= uint64(c)
+	}
+	return high&0x8080808080808080 == 0
 }
 
 // paramsName returns params.name (tools/call, prompts/get).
@@ -213,8 +219,11 @@ func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait ti
 	rb := &into.body
 	rb.Reset(body)
 	r.Body = rb
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) > 0 && trimmed[0] == '[' {
+	i := 0
+	for i < len(body) && isSpace(body[i]) {
+		i++
+	}
+	if i < len(body) && body[i] == '[' {
 		// MCP has had no batches since 2025-06-18 and mcp-go serves none;
 		// decoding one would cost memory many times its size.
 		return nil, deadline, errBatch
