@@ -60,7 +60,13 @@ type requestInfo struct {
 	// through package caller, by this module's providers; never by
 	// tools.
 	token string
-	// read holds the POST's message and the body handed on (readMessage).
+}
+
+// postInfo is the requestInfo of a POST, with room for its message and
+// the body handed on (readMessage): one allocation for all three, and none
+// of that room on other requests.
+type postInfo struct {
+	requestInfo
 	read readBuffers
 }
 

@@ -202,8 +202,8 @@ func (m *message) metaVersion() string {
 // a failed read it stays, and the connection is closed.
 //
 // The message and the body handed on are kept in into, which the caller
-// allocates anyway (the request's requestInfo): two allocations fewer per
-// request.
+// allocates anyway (with the request's requestInfo, see postInfo): two
+// allocations fewer per POST.
 func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait time.Duration, into *readBuffers) (m *message, bodyDeadline bool, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, false, nil

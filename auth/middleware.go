@@ -304,7 +304,14 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		g.refuse(w, r, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_scope", Scopes: g.required})
 		return
 	}
-	info := &requestInfo{claims: claims, token: token}
+	var info *requestInfo
+	var read *readBuffers
+	if r.Method == http.MethodPost {
+		post := &postInfo{requestInfo: requestInfo{claims: claims, token: token}}
+		info, read = &post.requestInfo, &post.read
+	} else {
+		info = &requestInfo{claims: claims, token: token}
+	}
 	ctx := withRequestInfo(r.Context(), info)
 	if id := r.Header.Get(server.HeaderKeySessionID); id != "" {
 		// mcp-go checks the session of a POST, but not of a GET stream
@@ -323,7 +330,7 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	var initialize, mayStream, bodyDeadline bool
 	if r.Method == http.MethodPost {
 		var err error
-		if initialize, mayStream, bodyDeadline, err = g.inspect(info, w, r); err != nil {
+		if initialize, mayStream, bodyDeadline, err = g.inspect(info, read, w, r); err != nil {
 			if bodyDeadline {
 				setReadDeadline(w, time.Time{})
 			}
@@ -467,9 +474,9 @@ var (
 // the request opens a session, whether its answer may be a stream, and
 // whether the body's read deadline is still to be replaced or lifted (see
 // readMessage), refused or not.
-func (g *guard) inspect(info *requestInfo, w http.ResponseWriter, r *http.Request) (initialize, mayStream, bodyDeadline bool, err error) {
+func (g *guard) inspect(info *requestInfo, read *readBuffers, w http.ResponseWriter, r *http.Request) (initialize, mayStream, bodyDeadline bool, err error) {
 	claims := info.claims
-	m, bodyDeadline, err := readMessage(w, r, g.maxBody, g.bodyWait, &info.read)
+	m, bodyDeadline, err := readMessage(w, r, g.maxBody, g.bodyWait, read)
 	if err != nil || m == nil {
 		return false, false, bodyDeadline, err
 	}
