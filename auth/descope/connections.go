@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/mcp-go-contrib/descope/auth/internal/caller"
 )
@@ -261,10 +262,12 @@ func (c *Connections) caller(ctx context.Context, req ConnectionRequest) (*Claim
 	return claims, token, scopes, string(key), nil
 }
 
-// plainName reports whether s is a non-empty name without spaces or
-// control characters, as app IDs, tenant IDs and OAuth scopes are.
+// plainName reports whether s is a non-empty name of valid UTF-8 without
+// spaces or control characters, as app IDs, tenant IDs and OAuth scopes
+// are. (Invalid UTF-8 would also blur the cache key: JSON writes every
+// invalid byte as U+FFFD.)
 func plainName(s string) bool {
-	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) })
+	return s != "" && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) })
 }
 
 // tokenRequest is the body of the token endpoints: only documented fields.
