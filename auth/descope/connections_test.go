@@ -313,6 +313,8 @@ func TestConnectionRequestChecks(t *testing.T) {
 		"scopes in one string":   {App: "a", Scopes: []string{"read write"}},
 		"scope with a NUL":       {App: "a", Scopes: []string{"\x00latest\x00tenant-wide"}},
 		"scope with a newline":   {App: "a", Scopes: []string{"read\n"}},
+		"app not UTF-8":          {App: "a\xff"},
+		"scope not UTF-8":        {App: "a", Scopes: []string{"read\xfe"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newConnEnv(t, req, 0)
