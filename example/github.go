@@ -118,21 +118,30 @@ func newGitHubTool(p *descope.Provider, app, api string) (*githubTool, error) {
 	if app == "" {
 		return nil, nil
 	}
+	api, err := checkGitHubAPI(api)
+	if err != nil {
+		return nil, err
+	}
 	conns, err := p.Connections(descope.ConnectionsConfig{})
 	if err != nil {
 		return nil, err
 	}
-	// The user's GitHub token goes there: https, or http on this machine.
-	u, err := url.Parse(api)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname()))) {
-		return nil, fmt.Errorf("GITHUB_API_URL %q: use an https URL such as %s (http only on this machine)", api, defaultGitHubAPI)
-	}
-	api = strings.TrimRight(api, "/")
 	// No redirects: the user's token would follow them (Go keeps the
 	// header for the same host on another port or scheme).
 	client := &http.Client{Timeout: githubTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &githubTool{conns: conns, app: app, api: api, client: client}, nil
+}
+
+// checkGitHubAPI checks GITHUB_API_URL, where the user's GitHub token goes:
+// https, or http on this machine. It returns the URL without a trailing
+// slash.
+func checkGitHubAPI(api string) (string, error) {
+	u, err := url.Parse(api)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname()))) {
+		return "", fmt.Errorf("GITHUB_API_URL %q: use an https URL such as %s (http only on this machine)", api, defaultGitHubAPI)
+	}
+	return strings.TrimRight(api, "/"), nil
 }
 
 // fakeGitHub is dev mode's stand-in for GitHub's API: GET /user answers

@@ -178,6 +178,12 @@ func run() error {
 	var issuer *descopetest.Server
 	githubApp, githubSet := os.LookupEnv("GITHUB_OUTBOUND_APP")
 	githubApp, githubAPI := strings.TrimSpace(githubApp), envOr("GITHUB_API_URL", defaultGitHubAPI)
+	if githubApp != "" {
+		// Before anything starts, like every configuration mistake.
+		if _, err := checkGitHubAPI(githubAPI); err != nil {
+			return err
+		}
+	}
 	if dev {
 		issuer = startDevIssuer()
 		defer issuer.Close()
