@@ -622,6 +622,27 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// verifyAccessToken checks that raw is an unexpired access token this
+// server signed with a published key, for one of its issuers, and returns
+// its claims.
+func (s *Server) verifyAccessToken(raw string) (jwt.MapClaims, error) {
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if key := s.publishedKey(kid); key != nil {
+			return key, nil
+		}
+		return nil, fmt.Errorf("unknown key %q", kid)
+	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithTimeFunc(s.now), jwt.WithExpirationRequired())
+	if err != nil {
+		return nil, err
+	}
+	if iss, _ := claims["iss"].(string); !s.knownIssuer(iss) {
+		return nil, errors.New("unknown issuer")
+	}
+	return claims, nil
+}
+
 // handleUserInfo serves a minimal userinfo endpoint: it checks the access
 // token, a bearer token or a DPoP-bound one with its proof, and answers
 // with its sub, email and name claims.
@@ -632,19 +653,7 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 		refuseUserInfo(w, "", "")
 		return
 	}
-	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		if key := s.publishedKey(kid); key != nil {
-			return key, nil
-		}
-		return nil, fmt.Errorf("unknown key %q", kid)
-	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithTimeFunc(s.now), jwt.WithExpirationRequired())
-	if err == nil {
-		if iss, _ := claims["iss"].(string); !s.knownIssuer(iss) {
-			err = errors.New("unknown issuer")
-		}
-	}
+	claims, err := s.verifyAccessToken(raw)
 	code := "invalid_token"
 	if err == nil {
 		code = s.userInfoBinding(r, scheme, raw, claims)

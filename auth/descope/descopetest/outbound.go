@@ -6,7 +6,6 @@ package descopetest
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // ScopeOutboundTokenFetch is the scope an access token must carry for the
@@ -139,19 +136,7 @@ func (s *Server) outboundCaller(w http.ResponseWriter, r *http.Request) (string,
 		writeDescopeError(w, http.StatusUnauthorized, "E011003", "Request doesn't contain a valid project ID and access token")
 		return "", false
 	}
-	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		if key := s.publishedKey(kid); key != nil {
-			return key, nil
-		}
-		return nil, fmt.Errorf("unknown key %q", kid)
-	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithTimeFunc(s.now), jwt.WithExpirationRequired())
-	if err == nil {
-		if iss, _ := claims["iss"].(string); !s.knownIssuer(iss) {
-			err = errors.New("unknown issuer")
-		}
-	}
+	claims, err := s.verifyAccessToken(token)
 	if err != nil {
 		writeDescopeError(w, http.StatusUnauthorized, "E061005", "Invalid access token")
 		return "", false
