@@ -12,7 +12,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/modelcontextprotocol/go-sdk/oauthex"
 )
 
 // connectLink is a connect link of the example's fake Descope.
@@ -112,16 +111,8 @@ func openLink(ctx context.Context, link string) error {
 func signInGoSDK(ctx context.Context, t *testing.T, endpoint, era string, opts *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
 	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
-			Metadata: &oauthex.ClientRegistrationMetadata{
-				ClientName:              "e2e-go-sdk-connections",
-				RedirectURIs:            []string{redirectURI},
-				GrantTypes:              []string{"authorization_code", "refresh_token"},
-				ResponseTypes:           []string{"code"},
-				TokenEndpointAuthMethod: "none",
-			},
-		},
-		RedirectURL: redirectURI,
+		DynamicClientRegistrationConfig: goSDKRegistration("e2e-go-sdk-connections"),
+		RedirectURL:                     redirectURI,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
 			q, err := approveRedirect(ctx, args.URL)
 			if err != nil {

@@ -19,6 +19,20 @@ type goSDKOptions struct {
 	scopeFilter  func([]string) []string // AuthorizationCodeHandlerConfig.ScopeFilter
 }
 
+// goSDKRegistration is how the Go SDK's clients register dynamically: a
+// public client (PKCE, no secret) with the code and refresh grants.
+func goSDKRegistration(clientName string) *auth.DynamicClientRegistrationConfig {
+	return &auth.DynamicClientRegistrationConfig{
+		Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName:              clientName,
+			RedirectURIs:            []string{redirectURI},
+			GrantTypes:              []string{"authorization_code", "refresh_token"},
+			ResponseTypes:           []string{"code"},
+			TokenEndpointAuthMethod: "none",
+		},
+	}
+}
+
 // connectGoSDK makes a Go SDK client with its authorization-code handler and
 // connects. The handler does the whole sign-in inside Connect, when the
 // server refuses a request: discovery, registration, authorization (through
@@ -33,16 +47,8 @@ func (r *run) connectGoSDK(ctx context.Context, o goSDKOptions) *sdk.ClientSessi
 	var h *auth.AuthorizationCodeHandler
 	r.step("new authorization-code handler", func() error {
 		cfg := &auth.AuthorizationCodeHandlerConfig{
-			DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
-				Metadata: &oauthex.ClientRegistrationMetadata{
-					ClientName:              "e2e-go-sdk",
-					RedirectURIs:            []string{redirectURI},
-					GrantTypes:              []string{"authorization_code", "refresh_token"},
-					ResponseTypes:           []string{"code"},
-					TokenEndpointAuthMethod: "none",
-				},
-			},
-			RedirectURL: redirectURI,
+			DynamicClientRegistrationConfig: goSDKRegistration("e2e-go-sdk"),
+			RedirectURL:                     redirectURI,
 			AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
 				code, state, iss, err := r.authorizeWithoutBrowser(ctx, args.URL)
 				if err != nil {
