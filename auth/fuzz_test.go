@@ -190,8 +190,8 @@ func FuzzScanMessage(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fast, ok := scanMessage(body)
-		if !ok || !json.Valid(body) {
+		fast := new(message)
+		if !scanMessageInto(body, fast) || !json.Valid(body) {
 			return
 		}
 		ref := new(message)

@@ -210,18 +210,9 @@ var knownMethods = func() map[string]string {
 	return m
 }()
 
-// scanMessage reads id, method and params of a body the way readMessage's
-// encoding/json decode would, or reports ok false when it cannot be sure.
-func scanMessage(body []byte) (m *message, ok bool) {
-	m = new(message)
-	if !scanMessageInto(body, m) {
-		return nil, false
-	}
-	return m, true
-}
-
-// scanMessageInto is scanMessage into m, which must be empty; when it
-// reports false, m may hold part of the message.
+// scanMessageInto reads id, method and params of a body into m, which must
+// be empty, the way readMessage's encoding/json decode would, or reports
+// false when it cannot be sure; m may then hold part of the message.
 func scanMessageInto(body []byte, m *message) bool {
 	s := scanner{b: body}
 	if !s.open() {
