@@ -189,6 +189,11 @@ func (p *Provider) Connections(cfg ConnectionsConfig) (*Connections, error) {
 	}, nil
 }
 
+// failure is a ConnectionError of kind for req.
+func (req ConnectionRequest) failure(kind, cause error) *ConnectionError {
+	return &ConnectionError{Kind: kind, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: cause}
+}
+
 // Token returns the current caller's token for req.App. ctx must be the
 // context of a request the middleware let in (a tool handler's ctx): the
 // caller's own access token, which never leaves the library, authenticates
@@ -202,10 +207,7 @@ func (c *Connections) Token(ctx context.Context, req ConnectionRequest) (*Connec
 	if err != nil {
 		return nil, err
 	}
-	fail := func(kind, cause error) error {
-		return &ConnectionError{Kind: kind, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: cause}
-	}
-	return c.cache.get(ctx, key, fail, func() (*ConnectionToken, error) {
+	return c.cache.get(ctx, key, req.failure, func() (*ConnectionToken, error) {
 		// The fetch outlives a caller that gives up: others may wait on it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
@@ -227,9 +229,7 @@ func (c *Connections) Forget(ctx context.Context, req ConnectionRequest) {
 // caller checks req and the caller of ctx, and returns the caller's claims
 // and token, req's scopes in order, and the cache key.
 func (c *Connections) caller(ctx context.Context, req ConnectionRequest) (*Claims, string, []string, string, error) {
-	fail := func(kind error, err error) error {
-		return &ConnectionError{Kind: kind, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: err}
-	}
+	fail := req.failure
 	switch {
 	case !plainName(req.App):
 		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("ConnectionRequest.App is empty or holds spaces or control characters"))
@@ -246,7 +246,7 @@ func (c *Connections) caller(ctx context.Context, req ConnectionRequest) (*Claim
 		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("the context carries no caller accepted by the middleware"))
 	}
 	if !claims.HasScope(ScopeOutboundTokenFetch) {
-		e := fail(ErrConnectionScope, nil).(*ConnectionError)
+		e := fail(ErrConnectionScope, nil)
 		e.Scope = ScopeOutboundTokenFetch
 		return nil, "", nil, "", e
 	}
@@ -320,18 +320,18 @@ func (c *Connections) fetch(ctx context.Context, token, userID string, req Conne
 	}
 	status, answer, err := c.post(ctx, token, path, body)
 	if err != nil {
-		return nil, &ConnectionError{Kind: ErrConnectionUnavailable, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: err}
+		return nil, req.failure(ErrConnectionUnavailable, err)
 	}
 	if status != http.StatusOK {
 		return nil, c.refusal(ctx, token, req, scopes, status, answer)
 	}
 	var a tokenAnswer
 	if json.Unmarshal(answer, &a) != nil || a.Token == nil || a.Token.AccessToken == "" {
-		return nil, &ConnectionError{Kind: ErrConnectionUnavailable, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: errors.New("the answer holds no token")}
+		return nil, req.failure(ErrConnectionUnavailable, errors.New("the answer holds no token"))
 	}
 	expiry, err := parseExpiry(a.Token.AccessTokenExpiry, time.Now())
 	if err != nil {
-		return nil, &ConnectionError{Kind: ErrConnectionUnavailable, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide, Err: err}
+		return nil, req.failure(ErrConnectionUnavailable, err)
 	}
 	return &ConnectionToken{AccessToken: a.Token.AccessToken, Type: a.Token.AccessTokenType, Expiry: expiry, Scopes: a.Token.Scopes}, nil
 }
@@ -343,8 +343,8 @@ func (c *Connections) fetch(ctx context.Context, token, userID string, req Conne
 func (c *Connections) refusal(ctx context.Context, token string, req ConnectionRequest, scopes []string, status int, answer []byte) error {
 	var de descopeError
 	_ = json.Unmarshal(answer, &de)
-	e := &ConnectionError{Kind: ErrConnectionRefused, App: req.App, Tenant: req.Tenant, TenantWide: req.TenantWide,
-		Code: de.Code, Err: fmt.Errorf("status %d", status)}
+	e := req.failure(ErrConnectionRefused, fmt.Errorf("status %d", status))
+	e.Code = de.Code
 	switch {
 	case de.Code == codeNotConnected:
 		e.Kind, e.Err = ErrNotConnected, nil
@@ -485,7 +485,7 @@ func (c *connectionCache) forget(key string) {
 
 // get returns the cached token of key, or joins or starts its fetch. A
 // caller that joins stops waiting when its ctx ends.
-func (c *connectionCache) get(ctx context.Context, key string, fail func(kind, cause error) error,
+func (c *connectionCache) get(ctx context.Context, key string, fail func(kind, cause error) *ConnectionError,
 	fetch func() (*ConnectionToken, error)) (*ConnectionToken, error) {
 	c.mu.Lock()
 	if e, ok := c.entries[key]; ok {
