@@ -149,9 +149,5 @@ func callGoSDK(ctx context.Context, t *testing.T, cs *sdk.ClientSession, tool st
 		b, _ := json.Marshal(res)
 		t.Fatalf("tools/call %s: %s, want one content item", tool, b)
 	}
-	tc, ok := res.Content[0].(*sdk.TextContent)
-	if !ok {
-		t.Fatalf("tools/call %s: content %T", tool, res.Content[0])
-	}
-	return tc.Text, res.IsError
+	return goSDKText(res), res.IsError
 }

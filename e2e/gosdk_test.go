@@ -92,16 +92,20 @@ func (r *run) whoamiGoSDK(ctx context.Context, cs *sdk.ClientSession) {
 		if err != nil {
 			return err
 		}
-		text := ""
-		if len(res.Content) > 0 {
-			if tc, ok := res.Content[0].(*sdk.TextContent); ok {
-				text = tc.Text
-			} else {
-				text = fmt.Sprintf("%#v", res.Content[0])
-			}
-		}
-		return r.checkSub(res.IsError, text)
+		return r.checkSub(res.IsError, goSDKText(res))
 	})
+}
+
+// goSDKText is the text of a Go SDK tool result's first content item (a
+// Go rendering when it is not text), or "" when it has none.
+func goSDKText(res *sdk.CallToolResult) string {
+	if len(res.Content) == 0 {
+		return ""
+	}
+	if tc, ok := res.Content[0].(*sdk.TextContent); ok {
+		return tc.Text
+	}
+	return fmt.Sprintf("%#v", res.Content[0])
 }
 
 // runGoSDK is the whole run: connection with sign-in, whoami.

@@ -224,13 +224,7 @@ func (r *run) whoamiExample(ctx context.Context, cs *sdk.ClientSession, n int) {
 			if err != nil {
 				return err
 			}
-			text := ""
-			if len(res.Content) > 0 {
-				if tc, ok := res.Content[0].(*sdk.TextContent); ok {
-					text = tc.Text
-				}
-			}
-			return r.checkExampleSub(res.IsError, text)
+			return r.checkExampleSub(res.IsError, goSDKText(res))
 		})
 	}
 }

@@ -178,13 +178,7 @@ func TestStepUp(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				text := ""
-				if len(res.Content) > 0 {
-					if tc, ok := res.Content[0].(*sdk.TextContent); ok {
-						text = tc.Text
-					}
-				}
-				return r.checkWrote(res.IsError, text)
+				return r.checkWrote(res.IsError, goSDKText(res))
 			})
 			r.checkStages(r.log.all(), era)
 			r.checkEra(era) // the call after the step-up ran in the era, in the same session for 2025-11-25
