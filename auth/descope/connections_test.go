@@ -99,6 +99,8 @@ func (v *vault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // connEnv is a fake Descope for sign-in, the vault, and an endpoint whose
 // handler asks Connections for the caller's token and answers what it got.
+// The vault is the in-test one (v), or descopetest's own (newFakeVaultEnv,
+// v nil).
 type connEnv struct {
 	ds    *descopetest.Server
 	v     *vault
@@ -114,13 +116,29 @@ func newConnEnv(t *testing.T, req descope.ConnectionRequest, fetchTimeout time.D
 	t.Cleanup(e.ds.Close)
 	var vaultSrv *httptest.Server
 	e.v, vaultSrv = newVault(t, e.ds.ProjectID())
+	e.start(t, req, fetchTimeout, descope.ConnectionsConfig{BaseURL: vaultSrv.URL, ConnectRedirectURL: "https://mcp.example.com/connected"})
+	return e
+}
+
+// newFakeVaultEnv is a connEnv against descopetest's vault, at the
+// provider's own Descope origin.
+func newFakeVaultEnv(t *testing.T, req descope.ConnectionRequest, fetchTimeout time.Duration) *connEnv {
+	t.Helper()
+	e := &connEnv{ds: descopetest.NewServer()}
+	t.Cleanup(e.ds.Close)
+	e.start(t, req, fetchTimeout, descope.ConnectionsConfig{})
+	return e
+}
+
+func (e *connEnv) start(t *testing.T, req descope.ConnectionRequest, fetchTimeout time.Duration, cfg descope.ConnectionsConfig) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p, err := descope.New(descope.Config{WellKnownURL: e.ds.WellKnownURL(), ServerURL: "https://mcp.example.com",
 		FetchTimeout: fetchTimeout, Logger: log})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	e.p = p
-	e.conns, err = p.Connections(descope.ConnectionsConfig{BaseURL: vaultSrv.URL, ConnectRedirectURL: "https://mcp.example.com/connected"})
+	e.conns, err = p.Connections(cfg)
 	require.NoError(t, err)
 	tool := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, err := e.conns.Token(r.Context(), req)
@@ -134,7 +152,6 @@ func newConnEnv(t *testing.T, req descope.ConnectionRequest, fetchTimeout time.D
 	})
 	e.srv = httptest.NewServer(auth.Handler(p, tool, auth.WithLogger(log)))
 	t.Cleanup(e.srv.Close)
-	return e
 }
 
 func (e *connEnv) call(t *testing.T, token string) string {
