@@ -250,17 +250,7 @@ func (r *run) checkExampleSub(isError bool, text string) error {
 // calls of the example's whoami named the user.
 func (r *run) okExampleTS(res tsResult, calls int) {
 	r.t.Helper()
-	if !res.OK {
-		r.failf(res.Step, "%s", res.Error)
-	}
-	if len(res.Subs) != calls {
-		r.failf("tools/call whoami", "the driver made %d call(s), want %d", len(res.Subs), calls)
-	}
-	for _, text := range res.Subs {
-		if err := r.checkExampleSub(false, text); err != nil {
-			r.failf("tools/call whoami", "%v", err)
-		}
-	}
+	r.okTSWith(res, calls, r.checkExampleSub)
 }
 
 // logged returns nginx's access log from line mark on, once it holds
