@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -50,6 +51,7 @@ const (
 	loadColdCacheSize = 1000
 	loadRounds        = 5               // LOADBENCH_ROUNDS overrides
 	loadRunTime       = 2 * time.Second // per variant and round; LOADBENCH_RUN overrides
+	loadTurns         = 8               // turns per variant and round; LOADBENCH_TURNS overrides
 	loadWarmup        = 300 * time.Millisecond
 )
 
@@ -57,9 +59,13 @@ const (
 //
 //	LOADBENCH_ROUNDS      rounds (default 5)
 //	LOADBENCH_RUN         length of each measured run (default 2s)
+//	LOADBENCH_TURNS       turns each run is cut into (default 8)
 //	LOADBENCH_PIN=off     do not split the CPUs between server and client
 //	LOADBENCH_PROFILE_DIR write each server's CPU profile there
 //	                      (protected-hot.pprof, protected-cold.pprof, unprotected.pprof)
+//	LOADBENCH_ONLY        measure only the pairs named, as "era tokens" items
+//	                      separated by commas ("sessions hot,sessionless hot"),
+//	                      so that a profile covers one kind of call
 
 // loadScope and loadRoles are claims every token carries; whoami
 // returns them, and the unprotected server's fixed reply has their size.
@@ -91,13 +97,14 @@ var loadTemps = []string{"hot", "cold"}
 // signature. The unprotected server gets the very same requests, tokens
 // included, and ignores them.
 //
-// Each round runs every variant once for a fixed time, a protected run and
-// its unprotected twin one after the other (which goes first alternates),
-// the pairs in an order that rotates from round to round; per variant it reports the median over the
-// rounds (and min–max in the table) of req/s, the server's CPU time per
-// call (utime+stime from /proc/PID/stat), and its allocations per call
-// (runtime.MemStats from the server's debug port); per pair the medians of
-// the per-round protected/unprotected ratios. Nothing here is asserted on
+// Each round runs every variant for a fixed time, a protected run and its
+// unprotected twin taking turns of an eighth of it (which goes first
+// alternates), so that a machine whose speed drifts slows both alike; the
+// pairs come in an order that rotates from round to round. Per variant it
+// reports the median over the rounds (and min–max in the table) of req/s,
+// the server's CPU time per call (utime+stime from /proc/PID/stat), and its
+// allocations per call (runtime.MemStats from the server's debug port); per
+// pair the medians of the per-round protected/unprotected ratios. Nothing here is asserted on
 // time: a run fails only when a call does.
 //
 // With two CPUs or more the server is pinned to the first half of them and
@@ -106,6 +113,7 @@ var loadTemps = []string{"hot", "cold"}
 func BenchmarkOperatorLoad(b *testing.B) {
 	rounds := loadEnvInt(b, "LOADBENCH_ROUNDS", loadRounds)
 	runTime := loadEnvDuration(b, "LOADBENCH_RUN", loadRunTime)
+	turns := loadEnvInt(b, "LOADBENCH_TURNS", loadTurns)
 	tick := clockTicks(b)
 
 	bin := buildLoadServer(b)
@@ -164,9 +172,12 @@ func BenchmarkOperatorLoad(b *testing.B) {
 	}
 	type pair struct{ era, temp int }
 	var pairs []pair
-	for e := range loadEras {
-		for temp := range loadTemps {
-			pairs = append(pairs, pair{e, temp})
+	only := loadOnly(b)
+	for e, era := range loadEras {
+		for temp, tempName := range loadTemps {
+			if only == nil || only[era.name+" "+tempName] {
+				pairs = append(pairs, pair{e, temp})
+			}
 		}
 	}
 	results := map[runKey][]loadResult{}
@@ -177,13 +188,22 @@ func BenchmarkOperatorLoad(b *testing.B) {
 		// always follows the garbage another one left behind.
 		for k := range pairs {
 			pr := pairs[(r+k)%len(pairs)]
-			for _, protected := range []bool{r%2 == 1, r%2 == 0} {
-				s := plain
-				if protected {
-					s = guarded[pr.temp]
+			// Within the round the twins take turns, so that both meet
+			// the machine as it is over the same seconds; a round's
+			// result for a variant is the sum of its turns.
+			var sum [2]loadResult
+			for j := range turns {
+				for _, protected := range []bool{(r+j)%2 == 1, (r+j)%2 == 0} {
+					s := plain
+					if protected {
+						s = guarded[pr.temp]
+					}
+					sum[btoi(protected)].add(s.run(b, loadEras[pr.era], pr.temp, pools[pr.temp], runTime/time.Duration(turns)))
 				}
-				key := runKey{pr.era, pr.temp, protected}
-				results[key] = append(results[key], s.run(b, loadEras[pr.era], pr.temp, pools[pr.temp], runTime))
+			}
+			for protected, res := range sum {
+				key := runKey{pr.era, pr.temp, protected == 1}
+				results[key] = append(results[key], res)
 			}
 		}
 	}
@@ -197,6 +217,9 @@ func BenchmarkOperatorLoad(b *testing.B) {
 	for e, era := range loadEras {
 		for temp, tempName := range loadTemps {
 			u, p := results[runKey{e, temp, false}], results[runKey{e, temp, true}]
+			if len(p) == 0 {
+				continue // not measured (LOADBENCH_ONLY)
+			}
 			cpu := func(x loadResult) float64 { return x.cpuPerCall(tick) }
 			client := func(x loadResult) float64 { return x.clientCPUPerCall(tick) }
 			busy := func(x loadResult) float64 { return 100 * x.busy(tick, plain.procs) }
@@ -249,9 +272,9 @@ func BenchmarkOperatorLoad(b *testing.B) {
 			redials = append(redials, fmt.Sprintf("%s %d", s.name, n))
 		}
 	}
-	b.Logf("%d rounds of %v per variant: medians (min–max) over the rounds; ratios protected/unprotected are "+
+	b.Logf("%d rounds of %v per variant in %d turns: medians (min–max) over the rounds; ratios protected/unprotected are "+
 		"of the same round; CPU in ticks of 1/%d s; new connections during the rounds: %s",
-		rounds, runTime, tick, cmp.Or(strings.Join(redials, ", "), "none"))
+		rounds, runTime, turns, tick, cmp.Or(strings.Join(redials, ", "), "none"))
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -285,6 +308,26 @@ type loadResult struct {
 	others  int64
 	mallocs uint64
 	bytes   uint64
+}
+
+// add sums two runs of one variant into one.
+func (r *loadResult) add(o loadResult) {
+	others := r.others + o.others
+	if r.others < 0 || o.others < 0 {
+		others = -1
+	}
+	if r.calls == 0 {
+		others = o.others // r is empty so far
+	}
+	*r = loadResult{calls: r.calls + o.calls, elapsed: r.elapsed + o.elapsed, cpuTicks: r.cpuTicks + o.cpuTicks,
+		clientTick: r.clientTick + o.clientTick, others: others, mallocs: r.mallocs + o.mallocs, bytes: r.bytes + o.bytes}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (r loadResult) rate() float64 { return float64(r.calls) / r.elapsed.Seconds() }
@@ -796,6 +839,30 @@ func clockTicks(b *testing.B) int64 {
 	}
 	b.Log("getconf CLK_TCK failed: assuming 100 clock ticks per second")
 	return 100
+}
+
+// loadOnly reads LOADBENCH_ONLY: nil when it is unset, else the set of
+// "era tokens" pairs to measure.
+func loadOnly(b *testing.B) map[string]bool {
+	v := os.Getenv("LOADBENCH_ONLY")
+	if v == "" {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, era := range loadEras {
+		for _, temp := range loadTemps {
+			known[era.name+" "+temp] = true
+		}
+	}
+	only := map[string]bool{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.Join(strings.Fields(item), " ")
+		if !known[item] {
+			b.Fatalf("LOADBENCH_ONLY=%q: %q is not one of %v", v, item, slices.Sorted(maps.Keys(known)))
+		}
+		only[item] = true
+	}
+	return only
 }
 
 func loadEnvInt(b *testing.B, name string, def int) int {
