@@ -63,6 +63,8 @@ const (
 //	LOADBENCH_PIN=off     do not split the CPUs between server and client
 //	LOADBENCH_PROFILE_DIR write each server's CPU profile there
 //	                      (protected-hot.pprof, protected-cold.pprof, unprotected.pprof)
+//	LOADBENCH_PROTECTED_FLAGS more flags for the protected servers, such as
+//	                      -no-policy, to see what a part costs
 //	LOADBENCH_ONLY        measure only the pairs named, as "era tokens" items
 //	                      separated by commas ("sessions hot,sessionless hot"),
 //	                      so that a profile covers one kind of call
@@ -123,9 +125,10 @@ func BenchmarkOperatorLoad(b *testing.B) {
 	serverCPUs, clientCPUs := splitCPUs(b)
 
 	plain := startLoadServer(b, bin, ds, "unprotected", serverCPUs, "-unprotected")
-	guardedHot := startLoadServer(b, bin, ds, "protected-hot", serverCPUs)
+	extra := strings.Fields(os.Getenv("LOADBENCH_PROTECTED_FLAGS"))
+	guardedHot := startLoadServer(b, bin, ds, "protected-hot", serverCPUs, extra...)
 	guardedCold := startLoadServer(b, bin, ds, "protected-cold", serverCPUs,
-		"-token-cache-size", strconv.Itoa(loadColdCacheSize))
+		append([]string{"-token-cache-size", strconv.Itoa(loadColdCacheSize)}, extra...)...)
 
 	// The pools, minted for their protected server's resource URL; the
 	// unprotected server is sent the same ones.

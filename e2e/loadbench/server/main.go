@@ -11,7 +11,9 @@
 // Unprotected, it serves the same tools registered directly on the same
 // kind of mcp-go server, on the same kind of http.Server: no middleware, no
 // binding, no policy hooks; whoami then reports a fixed caller whose reply
-// has the size of a real one.
+// has the size of a real one. With -no-policy the protected server keeps
+// the middleware and the binding but registers its tools directly, which
+// shows what the Policy costs.
 //
 // Once it serves, it prints one line on stdout:
 //
@@ -76,6 +78,7 @@ func run() error {
 	unprotected := flag.Bool("unprotected", false, "serve the same mcp-go server without the library")
 	cacheSize := flag.Int("token-cache-size", 0, "descope.Config.TokenCacheSize (0: the default)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	noPolicy := flag.Bool("no-policy", false, "protected, but without auth.Policy (to see what it costs)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -92,7 +95,9 @@ func run() error {
 	var handler http.Handler
 	resource := base + "/mcp"
 	if *unprotected {
-		mcpHTTP := server.NewStreamableHTTPServer(plainServer())
+		mcpHTTP := server.NewStreamableHTTPServer(plainServer(func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return jsonResult(fixedCaller)
+		}))
 		mux := http.NewServeMux()
 		mux.Handle("/mcp", mcpHTTP)
 		handler = mux
@@ -111,8 +116,11 @@ func run() error {
 		}
 		resource = p.ProtectedResource().URL
 		pol := auth.NewPolicy(auth.WithScopeHierarchy(map[string][]string{scopeWrite: {scopeRead}}))
-		mcpHTTP := server.NewStreamableHTTPServer(protectedServer(pol), auth.SessionBinding(nil))
-		handler = auth.Handler(p, mcpHTTP, auth.WithPolicy(pol), auth.WithLogger(log))
+		mcpServer, opts := protectedServer(pol), []auth.Option{auth.WithPolicy(pol), auth.WithLogger(log)}
+		if *noPolicy {
+			mcpServer, opts = plainServer(whoami), opts[1:]
+		}
+		handler = auth.Handler(p, server.NewStreamableHTTPServer(mcpServer, auth.SessionBinding(nil)), opts...)
 	}
 
 	debugURL := ""
@@ -194,11 +202,9 @@ func protectedServer(pol *auth.Policy) *server.MCPServer {
 }
 
 // plainServer registers the same tools directly: no hooks, no filters.
-func plainServer() *server.MCPServer {
+func plainServer(whoami server.ToolHandlerFunc) *server.MCPServer {
 	s := server.NewMCPServer("loadbench", "1.0.0", server.WithToolCapabilities(false))
-	s.AddTool(whoamiTool(), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		return jsonResult(fixedCaller)
-	})
+	s.AddTool(whoamiTool(), whoami)
 	s.AddTool(writeNoteTool(), writeNote)
 	return s
 }
