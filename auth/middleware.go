@@ -55,6 +55,7 @@ const (
 	headerContentType = "Content-Type"
 	headerOrigin      = "Origin"
 	headerLastEventID = "Last-Event-Id" // canonical, so lookups do not allocate
+	headerSessionID   = "Mcp-Session-Id"
 	bodyBatch         = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Batches are not accepted: send one JSON-RPC message per request."}}`
 	bodyRepeated      = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"A message may name params only once."}}`
 	bodyOrigin        = `{"error":"invalid_request","error_description":"Requests from this Origin are not allowed."}`
@@ -260,7 +261,7 @@ func middleware(p AuthProvider, s settings) func(http.Handler) http.Handler {
 }
 
 func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	if origin := r.Header.Get(headerOrigin); origin != "" {
+	if origin := headerValue(r.Header, headerOrigin); origin != "" {
 		if !g.origins.allows(origin) {
 			g.refuse(w, r, errOrigin)
 			return
@@ -313,7 +314,7 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		info = &requestInfo{claims: claims, token: token}
 	}
 	ctx := withRequestInfo(r.Context(), info)
-	if id := r.Header.Get(server.HeaderKeySessionID); id != "" {
+	if id := headerValue(r.Header, headerSessionID); id != "" {
 		// mcp-go checks the session of a POST, but not of a GET stream
 		// or a resumption: every verb is checked here.
 		if !sessionUsable(id, claims, g.lifetime, time.Now()) {
@@ -363,6 +364,15 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		w = &sessionCheck{ResponseWriter: w, g: g, r: r, claims: claims, now: time.Now()}
 	}
 	next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// headerValue is h.Get(key) for a key already in canonical form, which
+// spares the per-request canonicalization of the key.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // unreadBodyWait is how long the rest of a refused request's body may take
