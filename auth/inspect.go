@@ -312,8 +312,13 @@ var (
 	errBodyUnreadable = errors.New("request body could not be read")
 )
 
-// operation is the JSON-RPC method and name of a single-message request.
-type operation struct{ method, name string }
+// operation is what the middleware read of a POST's message: its
+// JSON-RPC method, as mcp-go decodes it (known: the body was a message),
+// and for a tools/call under a Policy the tool's name.
+type operation struct {
+	method, name string
+	known        bool
+}
 
 func operationFrom(ctx context.Context) operation {
 	if info := requestInfoFrom(ctx); info != nil {

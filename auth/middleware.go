@@ -490,6 +490,7 @@ func (g *guard) inspect(info *requestInfo, read *readBuffers, w http.ResponseWri
 	if err != nil || m == nil {
 		return false, false, bodyDeadline, err
 	}
+	info.op = operation{method: m.Method, known: true}
 	if m.isNotification() {
 		if isModern(r.Header, m) ||
 			(m.Method == string(mcp.MethodNotificationCancelled) && r.Header.Get(server.HeaderKeySessionID) == "") {
@@ -513,7 +514,7 @@ func (g *guard) inspect(info *requestInfo, read *readBuffers, w http.ResponseWri
 		if m.Method == string(mcp.MethodToolsCall) {
 			// Lets a Policy's list filter pass the called tool on to its
 			// handler, which explains a refusal instead of "not found".
-			info.op = operation{method: m.Method, name: m.paramsName()}
+			info.op.name = m.paramsName()
 		}
 	}
 	initialize = m.Method == string(mcp.MethodInitialize) && !isModern(r.Header, m)

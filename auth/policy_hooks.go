@@ -160,11 +160,16 @@ func (p *Policy) filterPrompts(ctx context.Context, prompts []mcp.Prompt) []mcp.
 // Requests are decoded as mcp-go decodes them; one it cannot decode is
 // left to mcp-go, which refuses it.
 //
-// Cost: every request pays two substring searches over its body
-// (BenchmarkPolicyHooks); only a body that may name one of the two methods
-// is decoded.
+// Cost: behind the middleware, which read the method of the same body
+// already, a comparison; elsewhere two substring searches over the body
+// (BenchmarkPolicyHooks). Only a body that may name one of the two
+// methods is decoded.
 func (p *Policy) refuseHidden(ctx context.Context, s *server.MCPServer, raw json.RawMessage) error {
-	if !mayNameMethod(raw, mcp.MethodCompletionComplete, mcp.MethodResourcesSubscribe) {
+	if op := operationFrom(ctx); op.known {
+		if op.method != string(mcp.MethodCompletionComplete) && op.method != string(mcp.MethodResourcesSubscribe) {
+			return nil
+		}
+	} else if !mayNameMethod(raw, mcp.MethodCompletionComplete, mcp.MethodResourcesSubscribe) {
 		return nil
 	}
 	var base struct {
