@@ -1,11 +1,18 @@
 package auth
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"net/textproto"
+	"sync"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcp-go-contrib/descope/auth/internal/caller"
 )
 
 // The middleware looks these headers up in the request's map directly
@@ -17,4 +24,54 @@ func TestHeaderKeysAreCanonical(t *testing.T) {
 		assert.Equal(t, textproto.CanonicalMIMEHeaderKey(key), key)
 	}
 	assert.Equal(t, server.HeaderKeySessionID, headerSessionID, "mcp-go's session header")
+}
+
+// recordingProvider accepts nothing and remembers the tokens it was shown.
+type recordingProvider struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (p *recordingProvider) VerifyToken(_ context.Context, token string) (*Claims, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen = append(p.seen, token)
+	return nil, Invalid("test", nil)
+}
+
+func (p *recordingProvider) ProtectedResource() ProtectedResource {
+	return ProtectedResource{URL: "https://mcp.example.com/mcp", MetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"}
+}
+
+func (p *recordingProvider) Routes() []Route { return nil }
+
+// syntaxProvider says that it checks token syntax itself.
+type syntaxProvider struct {
+	caller.ChecksTokenSyntax
+	recordingProvider
+}
+
+// A provider that checks token syntax itself is shown what a b64token check
+// would refuse; any other provider never is. Neither is shown an empty
+// token, and both refusals look alike on the wire.
+func TestOnlySyntaxCheckingProvidersSeeUncheckedTokens(t *testing.T) {
+	plain, checking := &recordingProvider{}, &syntaxProvider{}
+	require.False(t, caller.ChecksSyntax(plain))
+	require.True(t, caller.ChecksSyntax(checking))
+	tokens := []string{"a~b", "abc", "a b", "a=b", "a\"b", "a,b", "a%2Eb", "abc="}
+	for _, p := range []AuthProvider{plain, checking} {
+		h := Middleware(p)(http.NotFoundHandler())
+		for _, tok := range append(tokens, "", "   ") {
+			r := httptest.NewRequest(http.MethodGet, "https://mcp.example.com/mcp", nil)
+			r.Header[headerAuthorize] = []string{"Bearer " + tok}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			assert.Equal(t, http.StatusUnauthorized, w.Code, "%q", tok)
+			assert.Equal(t, `Bearer error="invalid_token", error_description="`+descInvalidToken+
+				`", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"`,
+				w.Header().Get(headerChallenge), "%q", tok)
+		}
+	}
+	assert.Equal(t, []string{"a~b", "abc", "abc="}, plain.seen, "only b64tokens")
+	assert.Equal(t, []string{"a~b", "abc", "a b", "a=b", "a\"b", "a,b", "a%2Eb", "abc="}, checking.seen, "every non-empty token as it came")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcp-go-contrib/descope/auth/dpop"
+	"github.com/mcp-go-contrib/descope/auth/internal/caller"
 )
 
 // DefaultMaxHeaderBytes caps the Authorization header the middleware will
@@ -170,6 +171,9 @@ type guard struct {
 	lifetime time.Duration
 	bodyWait time.Duration
 	dpop     *dpopGuard
+	// providerChecksSyntax: the provider checks a token's bytes itself,
+	// as strictly, so the middleware does not (caller.ChecksTokenSyntax).
+	providerChecksSyntax bool
 
 	// Challenges that never change are rendered once.
 	challengeNoToken []string
@@ -200,6 +204,8 @@ func newGuard(p AuthProvider, s settings) *guard {
 		lifetime: s.sessionLifetime,
 		bodyWait: s.bodyReadTimeout,
 		dpop:     newDPoPGuard(res.DPoP, res.URL, s.logger),
+
+		providerChecksSyntax: caller.ChecksSyntax(p),
 	}
 	if s.origins != nil {
 		var bad []string
@@ -276,7 +282,7 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		next.ServeHTTP(w, r)
 		return
 	}
-	token, used, err := credential(r.Header, g.maxBytes)
+	token, used, err := credential(r.Header, g.maxBytes, !g.providerChecksSyntax)
 	switch {
 	case err != nil:
 	case used == usedDPoP && g.dpop.mode == DPoPDisabled:
@@ -539,8 +545,10 @@ func (t *taskRefusal) Unwrap() error { return errTasks }
 
 // credential takes the token from the Authorization header, the only place
 // a token is accepted (never the query string or the body), with the
-// scheme it came with: Bearer (RFC 6750) or DPoP (RFC 9449 §7.1).
-func credential(h http.Header, maxBytes int) (string, credScheme, error) {
+// scheme it came with: Bearer (RFC 6750) or DPoP (RFC 9449 §7.1). With
+// checkSyntax false it leaves the token's bytes to the provider, which
+// checks them itself (see caller.ChecksTokenSyntax).
+func credential(h http.Header, maxBytes int, checkSyntax bool) (string, credScheme, error) {
 	values := h[headerAuthorize]
 	switch {
 	case len(values) == 0:
@@ -558,7 +566,7 @@ func credential(h http.Header, maxBytes int) (string, credScheme, error) {
 		return "", usedNone, &TokenError{Kind: ErrNoToken, Reason: "unknown_scheme"}
 	}
 	token := strings.TrimLeft(rest, " ")
-	if !isB64Token(token) {
+	if token == "" || checkSyntax && !isB64Token(token) {
 		return "", used, Invalid("malformed_header", nil)
 	}
 	return token, used, nil

@@ -13,12 +13,21 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mcp-go-contrib/descope/auth"
+	"github.com/mcp-go-contrib/descope/auth/internal/caller"
 )
+
+// checksTokenSyntax names caller.ChecksTokenSyntax so that Provider embeds
+// it without an exported field.
+type checksTokenSyntax = caller.ChecksTokenSyntax
 
 // Provider verifies Descope access tokens for one MCP endpoint and serves
 // its discovery documents. It implements auth.AuthProvider. Build it with
 // New and stop it with Close.
 type Provider struct {
+	// VerifyToken checks a token's syntax itself (isCompactJWS, or the
+	// cache's exact match), so the middleware need not.
+	checksTokenSyntax
+
 	issuer   string      // the issuer the configuration names
 	issuers  issuerForms // every issuer accepted in tokens
 	resource auth.ProtectedResource

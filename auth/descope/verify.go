@@ -81,10 +81,11 @@ var (
 	errNoKeys     = errors.New("no signing key has loaded yet")
 )
 
-// VerifyToken checks a Descope access token: its size, signature (against
-// the project's published keys, with an allowed algorithm and a key ID),
-// issuer, audience, expiry, not-before and issued-at times, and that it is
-// not a refresh token. It returns the caller's claims; Extra holds the
+// VerifyToken checks a Descope access token: its size, its syntax (three
+// base64url segments and nothing else; the middleware leaves that check to
+// this provider), its signature (against the project's published keys,
+// with an allowed algorithm and a key ID), issuer, audience, expiry,
+// not-before and issued-at times, and that it is not a refresh token. It returns the caller's claims; Extra holds the
 // *Claims with Descope's roles, permissions and tenants.
 //
 // Errors are *auth.TokenError values of kind auth.ErrInvalidToken, or

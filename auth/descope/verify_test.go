@@ -360,6 +360,40 @@ func TestTokenCacheServesRepeatedTokens(t *testing.T) {
 	assert.Equal(t, first.Subject, second.Subject)
 }
 
+// The middleware leaves a token's syntax to this provider, which finds a
+// token it verified before by the token's exact bytes and checks any other
+// before parsing it. So no other spelling of an accepted, cached token gets
+// in: not with padding, an inner space or characters that a b64token allows
+// and a JWT does not, whether the cache is on or off. (Trailing spaces
+// never reach the middleware: net/http trims them from header values.)
+func TestSpellingsOfACachedTokenAreRefused(t *testing.T) {
+	for _, cfg := range []descope.Config{{}, {DisableTokenCache: true}} {
+		f := newFixture(t, cfg)
+		tok := f.ds.Mint(map[string]any{"aud": resourceURL})
+		resp, body := f.post(t, "Bearer "+tok)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		dot := strings.LastIndexByte(tok, '.')
+		for _, spelling := range []string{
+			tok + "=", tok + "==", tok + " x", tok + "~", tok + "+", tok + "/",
+			tok[:dot] + "=" + tok[dot:], tok[:dot] + "~" + tok[dot+1:], tok[:10] + "+" + tok[11:],
+			"." + tok, tok + ".", tok[:dot] + ".." + tok[dot+1:], tok[:dot],
+		} {
+			resp, body := f.post(t, "Bearer "+spelling)
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "cache off %v: %q", cfg.DisableTokenCache, spelling)
+			assert.Equal(t, challengeInvalidNoScope, resp.Header.Get("WWW-Authenticate"), "%q", spelling)
+			assert.Equal(t, bodyInvalid, body)
+		}
+		for _, empty := range []string{"Bearer ", "Bearer    "} {
+			resp, body := f.post(t, empty)
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "%q", empty)
+			assert.Equal(t, challengeInvalidNoScope, resp.Header.Get("WWW-Authenticate"), "%q", empty)
+			assert.Equal(t, bodyInvalid, body)
+		}
+		resp, body = f.post(t, "Bearer "+tok)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "the token itself still gets in: %s", body)
+	}
+}
+
 func TestTokenCacheForgetsRemovedKeys(t *testing.T) {
 	f := newFixture(t, descope.Config{MinKeyRefreshGap: time.Millisecond})
 	oldKid := f.ds.SigningKeyID()
