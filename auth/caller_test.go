@@ -24,9 +24,9 @@ func TestCallerToken(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/mcp", nil)
 	r.Header.Set("Authorization", "Bearer the-token")
 	w := httptest.NewRecorder()
-	g.serve(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	(&guarded{g: g, next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok = caller.TokenOf(r.Context())
-	}))
+	})}).ServeHTTP(w, r)
 	if !ok || got != "the-token" {
 		t.Fatalf("token = %q, %t; status %d", got, ok, w.Code)
 	}

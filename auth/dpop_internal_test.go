@@ -88,7 +88,7 @@ func TestNonceHandedOnWhenOlder(t *testing.T) {
 		r.Header.Set("Authorization", "DPoP tok")
 		r.Header.Set("DPoP", p)
 		w := httptest.NewRecorder()
-		g.serve(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+		(&guarded{g: g, next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })}).ServeHTTP(w, r)
 		if w.Code != http.StatusNoContent {
 			t.Fatalf("nonce %q: status %d, body %s", tt.nonce, w.Code, w.Body)
 		}

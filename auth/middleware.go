@@ -260,27 +260,63 @@ func warnSessionSecret(s settings) {
 func middleware(p AuthProvider, s settings) func(http.Handler) http.Handler {
 	g := newGuard(p, s)
 	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			g.serve(w, r, next)
-		})
+		return &guarded{g: g, next: next}
 	}
 }
 
-func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+// guarded is the middleware in front of one handler.
+type guarded struct {
+	g    *guard
+	next http.Handler
+}
+
+// ServeHTTP runs the next handler for a request admit let through. It is
+// kept apart from admit, whose frame is large, so that the MCP server's
+// deep JSON decoding runs on a stack only a few words deeper than it
+// would without the middleware: a goroutine whose stack must grow copies
+// every frame on it.
+func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a, ok := h.g.admit(w, r, h.next)
+	if !ok {
+		return
+	}
+	if a.cancel != nil {
+		defer a.cancel()
+	}
+	if a.connEnds {
+		defer endOnConnection(w, a.ends)
+	}
+	h.next.ServeHTTP(a.w, a.r)
+}
+
+// admitted is how admit lets a request through.
+type admitted struct {
+	w        http.ResponseWriter
+	r        *http.Request
+	ends     time.Time          // with connEnds: the connection's read deadline to lift
+	connEnds bool               // the request ends at the connection's read deadline
+	cancel   context.CancelFunc // or at its context's deadline
+}
+
+// admit decides a request: it answers it and reports false, or reports
+// how the next handler is to run it.
+//
+//go:noinline
+func (g *guard) admit(w http.ResponseWriter, r *http.Request, next http.Handler) (admitted, bool) {
 	if origin := headerValue(r.Header, headerOrigin); origin != "" {
 		if !g.origins.allows(origin) {
 			g.refuse(w, r, errOrigin)
-			return
+			return admitted{}, false
 		}
 		allowOrigin(w.Header(), origin)
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			preflight(w)
-			return
+			return admitted{}, false
 		}
 	}
 	if r.Method == http.MethodOptions {
 		next.ServeHTTP(w, r)
-		return
+		return admitted{}, false
 	}
 	token, used, err := credential(r.Header, g.maxBytes, !g.providerChecksSyntax)
 	switch {
@@ -292,24 +328,24 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	}
 	if err != nil {
 		g.refuse(w, r, err)
-		return
+		return admitted{}, false
 	}
 	claims, err := g.provider.VerifyToken(r.Context(), token)
 	if err != nil {
 		g.refuse(w, r, err)
-		return
+		return admitted{}, false
 	}
 	if claims == nil {
 		g.refuse(w, r, Invalid("no_claims", nil))
-		return
+		return admitted{}, false
 	}
 	if err := g.dpop.check(w, r, token, used, claims); err != nil {
 		g.refuse(w, r, err)
-		return
+		return admitted{}, false
 	}
 	if !g.policy.grantsAll(claims, g.required) {
 		g.refuse(w, r, &TokenError{Kind: ErrInsufficientScope, Reason: "missing_scope", Scopes: g.required})
-		return
+		return admitted{}, false
 	}
 	var info *requestInfo
 	var read *readBuffers
@@ -325,14 +361,14 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		// or a resumption: every verb is checked here.
 		if !sessionUsable(id, claims, g.lifetime, time.Now()) {
 			g.refuse(w, r, errUnknownSession)
-			return
+			return admitted{}, false
 		}
 		info.checkedSession = id
 	} else if len(r.Header[headerLastEventID]) > 0 {
 		// Events recorded outside a session (stateless servers) are
 		// shared by every caller: nobody resumes them.
 		g.refuse(w, r, errUnknownSession)
-		return
+		return admitted{}, false
 	}
 	var initialize, mayStream, bodyDeadline bool
 	if r.Method == http.MethodPost {
@@ -342,9 +378,10 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 				setReadDeadline(w, time.Time{})
 			}
 			g.refuse(w, r, err)
-			return
+			return admitted{}, false
 		}
 	}
+	var a admitted
 	if !claims.ExpiresAt.IsZero() && (r.Method != http.MethodPost || mayStream) {
 		// A stream (GET, subscriptions/listen, a POST answered with SSE)
 		// ends when its token does, and the client comes back with a
@@ -354,11 +391,9 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		if r.ProtoMajor == 1 && setReadDeadline(w, ends) {
 			// This replaces the body's deadline.
 			bodyDeadline = false
-			defer endOnConnection(w, ends)
+			a.ends, a.connEnds = ends, true
 		} else {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, ends)
-			defer cancel()
+			ctx, a.cancel = context.WithDeadline(ctx, ends)
 		}
 	}
 	if bodyDeadline {
@@ -369,7 +404,8 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	if initialize {
 		w = &sessionCheck{ResponseWriter: w, g: g, r: r, claims: claims, now: time.Now()}
 	}
-	next.ServeHTTP(w, r.WithContext(ctx))
+	a.w, a.r = w, r.WithContext(ctx)
+	return a, true
 }
 
 // headerValue is h.Get(key) for a key already in canonical form, which
