@@ -63,8 +63,9 @@ const (
 //	LOADBENCH_PIN=off     do not split the CPUs between server and client
 //	LOADBENCH_PROFILE_DIR write each server's CPU profile there
 //	                      (protected-hot.pprof, protected-cold.pprof, unprotected.pprof)
-//	LOADBENCH_PROTECTED_FLAGS more flags for the protected servers, such as
-//	                      -no-policy, to see what a part costs
+//	LOADBENCH_PROTECTED_FLAGS more flags for the protected servers: -no-policy
+//	                      to see what the Policy costs, -passthrough to put in
+//	                      their place the least any middleware costs
 //	LOADBENCH_ONLY        measure only the pairs named, as "era tokens" items
 //	                      separated by commas ("sessions hot,sessionless hot"),
 //	                      so that a profile covers one kind of call
@@ -125,10 +126,14 @@ func BenchmarkOperatorLoad(b *testing.B) {
 	serverCPUs, clientCPUs := splitCPUs(b)
 
 	plain := startLoadServer(b, bin, ds, "unprotected", serverCPUs, "-unprotected")
+	plain.anyCaller = true
 	extra := strings.Fields(os.Getenv("LOADBENCH_PROTECTED_FLAGS"))
 	guardedHot := startLoadServer(b, bin, ds, "protected-hot", serverCPUs, extra...)
 	guardedCold := startLoadServer(b, bin, ds, "protected-cold", serverCPUs,
 		append([]string{"-token-cache-size", strconv.Itoa(loadColdCacheSize)}, extra...)...)
+	if slices.Contains(extra, "-passthrough") {
+		guardedHot.anyCaller, guardedCold.anyCaller = true, true
+	}
 
 	// The pools, minted for their protected server's resource URL; the
 	// unprotected server is sent the same ones.
@@ -394,13 +399,15 @@ func spread(rs []loadResult, f func(loadResult) float64) stat {
 
 // loadServer is one running server process and its 32 clients.
 type loadServer struct {
-	name    string
-	cmd     *exec.Cmd
-	url     string // the MCP endpoint, also the tokens' aud
-	debug   string // the debug listener
-	procs   int    // its GOMAXPROCS
-	cpus    []int  // the CPUs it is pinned to; nil: not pinned
-	clients [loadSessions]*loadClient
+	name  string
+	cmd   *exec.Cmd
+	url   string // the MCP endpoint, also the tokens' aud
+	debug string // the debug listener
+	procs int    // its GOMAXPROCS
+	cpus  []int  // the CPUs it is pinned to; nil: not pinned
+	// anyCaller: it checks no token, and its whoami reports the fixed caller
+	anyCaller bool
+	clients   [loadSessions]*loadClient
 	// sessions[temp][c] is session c's Mcp-Session-Id, opened with a
 	// token of that pool; nil until opened.
 	sessions [2][]string
@@ -675,7 +682,7 @@ func (s *loadServer) openSessions(b *testing.B, temp int, pool [][]string) {
 		}
 		s.sessions[temp][c] = id
 	}
-	if s.name == "unprotected" {
+	if s.anyCaller {
 		// Unbound sessions serve any token: both pools share them.
 		s.sessions[1-temp] = s.sessions[temp]
 	}
@@ -683,7 +690,7 @@ func (s *loadServer) openSessions(b *testing.B, temp int, pool [][]string) {
 
 // checkWhoami calls whoami once from every session and checks the reply:
 // the caller's own claims from a protected server, the fixed caller from
-// the unprotected one. It returns the reply's size.
+// one that checks no token (anyCaller). It returns the reply's size.
 func (s *loadServer) checkWhoami(b *testing.B, era loadEra, temp int, pool [][]string) int {
 	b.Helper()
 	size := -1
@@ -710,7 +717,7 @@ func (s *loadServer) checkWhoami(b *testing.B, era loadEra, temp int, pool [][]s
 		if err := json.Unmarshal([]byte(text), &id); err != nil {
 			b.Fatalf("%s: whoami text: %v: %s", s.name, err, text)
 		}
-		if want := loadSubject(c % loadUsers); s.name != "unprotected" && id.Sub != want {
+		if want := loadSubject(c % loadUsers); !s.anyCaller && id.Sub != want {
 			b.Fatalf("%s: session %d: whoami says %q, want %q", s.name, c, id.Sub, want)
 		}
 		if size >= 0 && len(text) != size {

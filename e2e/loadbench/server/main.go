@@ -13,7 +13,9 @@
 // binding, no policy hooks; whoami then reports a fixed caller whose reply
 // has the size of a real one. With -no-policy the protected server keeps
 // the middleware and the binding but registers its tools directly, which
-// shows what the Policy costs.
+// shows what the Policy costs; -passthrough serves the unprotected program
+// behind a middleware that only reads the body and adds a context value,
+// the least any middleware that decides on a POST's message costs.
 //
 // Once it serves, it prints one line on stdout:
 //
@@ -24,11 +26,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -78,6 +82,7 @@ func run() error {
 	unprotected := flag.Bool("unprotected", false, "serve the same mcp-go server without the library")
 	cacheSize := flag.Int("token-cache-size", 0, "descope.Config.TokenCacheSize (0: the default)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	passthrough := flag.Bool("passthrough", false, "the unprotected server behind a middleware that only reads the body and adds a context value (the floor of any middleware)")
 	noPolicy := flag.Bool("no-policy", false, "protected, but without auth.Policy (to see what it costs)")
 	flag.Parse()
 
@@ -94,13 +99,16 @@ func run() error {
 
 	var handler http.Handler
 	resource := base + "/mcp"
-	if *unprotected {
+	if *unprotected || *passthrough {
 		mcpHTTP := server.NewStreamableHTTPServer(plainServer(func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return jsonResult(fixedCaller)
 		}))
 		mux := http.NewServeMux()
 		mux.Handle("/mcp", mcpHTTP)
 		handler = mux
+		if *passthrough {
+			handler = passthroughMiddleware(mux)
+		}
 	} else {
 		cfg := descope.ConfigFromEnv()
 		cfg.ServerURL = base
@@ -165,6 +173,24 @@ func run() error {
 		return err
 	}
 	return nil
+}
+
+// passthroughMiddleware does what any middleware that decides on a POST's
+// message must do, and nothing else: read the body, hand the next handler
+// a copy, and put a value in the request's context.
+func passthroughMiddleware(next http.Handler) http.Handler {
+	type key struct{}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, "unreadable body", http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), key{}, r.URL.Path)))
+	})
 }
 
 // waitForKeys waits until the provider has loaded the signing keys, so the
