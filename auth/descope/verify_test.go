@@ -21,6 +21,7 @@ import (
 	"github.com/mcp-go-contrib/descope/auth"
 	"github.com/mcp-go-contrib/descope/auth/descope"
 	"github.com/mcp-go-contrib/descope/auth/descope/descopetest"
+	"github.com/mcp-go-contrib/descope/auth/internal/caller"
 )
 
 const (
@@ -369,6 +370,7 @@ func TestTokenCacheServesRepeatedTokens(t *testing.T) {
 func TestSpellingsOfACachedTokenAreRefused(t *testing.T) {
 	for _, cfg := range []descope.Config{{}, {DisableTokenCache: true}} {
 		f := newFixture(t, cfg)
+		require.True(t, caller.ChecksSyntax(f.p), "the middleware leaves token syntax to the provider")
 		tok := f.ds.Mint(map[string]any{"aud": resourceURL})
 		resp, body := f.post(t, "Bearer "+tok)
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
