@@ -1,12 +1,12 @@
 package caller
 
-// ChecksTokenSyntax is embedded by the providers of this module whose
-// VerifyToken checks a token's syntax itself before it parses anything (a
-// token it has verified before it recognizes by the token's exact bytes,
-// and it checks any other as strictly as the middleware would, or more):
-// for them the middleware hands the token on as it came and spares a pass
-// over its bytes. Its method is unexported, so that no type outside this
-// module can claim it.
+// ChecksTokenSyntax is embedded by the providers under auth/ whose
+// VerifyToken checks a token's syntax itself before it parses anything: it
+// recognizes a token it verified before by the token's exact bytes, and
+// checks any other as strictly as the middleware would, or more. For them
+// the middleware hands the token on as it came and spares a pass over its
+// bytes. The package is internal and the method unexported, so no type
+// outside auth/ can claim it.
 type ChecksTokenSyntax struct{}
 
 func (ChecksTokenSyntax) checksTokenSyntax() {}
