@@ -45,21 +45,27 @@ func (p *recordingProvider) ProtectedResource() ProtectedResource {
 
 func (p *recordingProvider) Routes() []Route { return nil }
 
-// syntaxProvider says that it checks token syntax itself.
-type syntaxProvider struct {
-	caller.ChecksTokenSyntax
-	recordingProvider
-}
+// syntaxProvider is recorded as checking token syntax itself.
+type syntaxProvider struct{ recordingProvider }
 
-// A provider that checks token syntax itself is shown what a b64token check
-// would refuse; any other provider never is. Neither is shown an empty
-// token, and both refusals look alike on the wire.
+func init() { caller.ChecksTokenSyntax(&syntaxProvider{}) }
+
+// wrappedProvider embeds a provider that checks token syntax, and may
+// verify tokens in its own way before it hands them on.
+type wrappedProvider struct{ *syntaxProvider }
+
+// A provider recorded as checking token syntax itself is shown what a
+// b64token check would refuse; any other provider never is, not even one
+// that embeds a recorded one. None is shown an empty token, and all
+// refusals look alike on the wire.
 func TestOnlySyntaxCheckingProvidersSeeUncheckedTokens(t *testing.T) {
 	plain, checking := &recordingProvider{}, &syntaxProvider{}
+	wrapped := &wrappedProvider{&syntaxProvider{}}
 	require.False(t, caller.ChecksSyntax(plain))
 	require.True(t, caller.ChecksSyntax(checking))
+	require.False(t, caller.ChecksSyntax(wrapped))
 	tokens := []string{"a~b", "abc", "a b", "a=b", "a\"b", "a,b", "a%2Eb", "abc="}
-	for _, p := range []AuthProvider{plain, checking} {
+	for _, p := range []AuthProvider{plain, checking, wrapped} {
 		h := Middleware(p)(http.NotFoundHandler())
 		for _, tok := range append(tokens, "", "   ") {
 			r := httptest.NewRequest(http.MethodGet, "https://mcp.example.com/mcp", nil)
@@ -72,6 +78,8 @@ func TestOnlySyntaxCheckingProvidersSeeUncheckedTokens(t *testing.T) {
 				w.Header().Get(headerChallenge), "%q", tok)
 		}
 	}
-	assert.Equal(t, []string{"a~b", "abc", "abc="}, plain.seen, "only b64tokens")
-	assert.Equal(t, []string{"a~b", "abc", "a b", "a=b", "a\"b", "a,b", "a%2Eb", "abc="}, checking.seen, "every non-empty token as it came")
+	b64tokens := []string{"a~b", "abc", "abc="}
+	assert.Equal(t, b64tokens, plain.seen, "only b64tokens")
+	assert.Equal(t, b64tokens, wrapped.seen, "only b64tokens")
+	assert.Equal(t, tokens, checking.seen, "every non-empty token as it came")
 }

@@ -16,21 +16,14 @@ import (
 	"github.com/mcp-go-contrib/descope/auth/internal/caller"
 )
 
-// checksTokenSyntax names caller.ChecksTokenSyntax so that Provider embeds
-// it without an exported field.
-type checksTokenSyntax = caller.ChecksTokenSyntax
-
-var _ caller.SyntaxChecker = (*Provider)(nil)
+// VerifyToken checks a token's syntax itself (isCompactJWS, or the cache's
+// exact match), so the middleware need not.
+func init() { caller.ChecksTokenSyntax((*Provider)(nil)) }
 
 // Provider verifies Descope access tokens for one MCP endpoint and serves
 // its discovery documents. It implements auth.AuthProvider. Build it with
 // New and stop it with Close.
 type Provider struct {
-	// VerifyToken checks a token's syntax itself (isCompactJWS, or the
-	// cache's exact match), so the middleware need not.
-	//lint:ignore U1000 it is there for its method, which the middleware asks for (caller.ChecksSyntax)
-	checksTokenSyntax
-
 	issuer   string      // the issuer the configuration names
 	issuers  issuerForms // every issuer accepted in tokens
 	resource auth.ProtectedResource
