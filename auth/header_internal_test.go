@@ -30,6 +30,7 @@ func TestHeaderKeysAreCanonical(t *testing.T) {
 type recordingProvider struct {
 	mu   sync.Mutex
 	seen []string
+	dpop DPoP
 }
 
 func (p *recordingProvider) VerifyToken(_ context.Context, token string) (*Claims, error) {
@@ -40,7 +41,7 @@ func (p *recordingProvider) VerifyToken(_ context.Context, token string) (*Claim
 }
 
 func (p *recordingProvider) ProtectedResource() ProtectedResource {
-	return ProtectedResource{URL: "https://mcp.example.com/mcp", MetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"}
+	return ProtectedResource{URL: "https://mcp.example.com/mcp", MetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp", DPoP: p.dpop}
 }
 
 func (p *recordingProvider) Routes() []Route { return nil }
@@ -82,4 +83,46 @@ func TestOnlySyntaxCheckingProvidersSeeUncheckedTokens(t *testing.T) {
 	assert.Equal(t, b64tokens, plain.seen, "only b64tokens")
 	assert.Equal(t, b64tokens, wrapped.seen, "only b64tokens")
 	assert.Equal(t, tokens, checking.seen, "every non-empty token as it came")
+}
+
+// When DPoP is required or disabled, a token with bytes no JWT has is
+// refused for its scheme before anyone looks at its bytes if the provider
+// checks them itself, and for its bytes otherwise: 401 either way, each
+// with the fixed answer of its reason, and no provider is shown it.
+func TestSchemeRefusalsOfMalformedTokens(t *testing.T) {
+	const prm = `resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"`
+	const algs = `DPoP algs="ES256"`
+	tests := []struct {
+		mode          DPoPMode
+		authorization string
+		checked       string // answer when the middleware checks the bytes
+		unchecked     string // answer when the provider does
+		challenges    [2][]string
+	}{
+		{DPoPRequired, "Bearer a b", bodyInvalidToken, bodyDPoPRequired, [2][]string{
+			{algs + `, error="invalid_token", error_description="` + descInvalidToken + `", ` + prm},
+			{algs + `, error="invalid_token", error_description="` + descDPoPRequired + `", ` + prm},
+		}},
+		{DPoPDisabled, "DPoP a b", bodyInvalidToken, bodyNoToken, [2][]string{
+			{`Bearer error="invalid_token", error_description="` + descInvalidToken + `", ` + prm},
+			{`Bearer ` + prm},
+		}},
+	}
+	for _, tc := range tests {
+		dpop := DPoP{Mode: tc.mode, Algorithms: []string{"ES256"}}
+		plain := &recordingProvider{dpop: dpop}
+		checking := &syntaxProvider{recordingProvider{dpop: dpop}}
+		for i, p := range []AuthProvider{plain, checking} {
+			r := httptest.NewRequest(http.MethodPost, "https://mcp.example.com/mcp", nil)
+			r.Header[headerAuthorize] = []string{tc.authorization}
+			w := httptest.NewRecorder()
+			Middleware(p)(http.NotFoundHandler()).ServeHTTP(w, r)
+			want := []string{tc.checked, tc.unchecked}[i]
+			assert.Equal(t, http.StatusUnauthorized, w.Code, "%s %q", tc.mode, tc.authorization)
+			assert.Equal(t, want, w.Body.String(), "%s %q", tc.mode, tc.authorization)
+			assert.Equal(t, tc.challenges[i], w.Header()[headerChallenge], "%s %q", tc.mode, tc.authorization)
+		}
+		assert.Empty(t, plain.seen)
+		assert.Empty(t, checking.seen)
+	}
 }
