@@ -219,11 +219,9 @@ func readMessage(w http.ResponseWriter, r *http.Request, maxBytes int64, wait ti
 	rb := &into.body
 	rb.Reset(body)
 	r.Body = rb
-	i := 0
-	for i < len(body) && isSpace(body[i]) {
-		i++
-	}
-	if i < len(body) && body[i] == '[' {
+	lead := scanner{b: body}
+	lead.skipSpace()
+	if lead.i < len(body) && body[lead.i] == '[' {
 		// MCP has had no batches since 2025-06-18 and mcp-go serves none;
 		// decoding one would cost memory many times its size.
 		return nil, deadline, errBatch
