@@ -203,15 +203,15 @@ func (req ConnectionRequest) failure(kind, cause error) *ConnectionError {
 // the answer is cached until shortly before the token expires. Errors are
 // *ConnectionError values.
 func (c *Connections) Token(ctx context.Context, req ConnectionRequest) (*ConnectionToken, error) {
-	claims, token, scopes, key, err := c.caller(ctx, req)
+	who, err := c.caller(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	return c.cache.get(ctx, key, req.failure, func() (*ConnectionToken, error) {
+	return c.cache.get(ctx, who.key, req.failure, func() (*ConnectionToken, error) {
 		// The fetch outlives a caller that gives up: others may wait on it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
-		return c.fetch(fctx, token, claims.Subject, req, scopes)
+		return c.fetch(fctx, who.token, who.claims.Subject, req, who.scopes)
 	})
 }
 
@@ -221,34 +221,41 @@ func (c *Connections) Token(ctx context.Context, req ConnectionRequest) (*Connec
 // cached token is served without asking Descope until shortly before it
 // expires.
 func (c *Connections) Forget(ctx context.Context, req ConnectionRequest) {
-	if _, _, _, key, err := c.caller(ctx, req); err == nil {
-		c.cache.forget(key)
+	if who, err := c.caller(ctx, req); err == nil {
+		c.cache.forget(who.key)
 	}
 }
 
-// caller checks req and the caller of ctx, and returns the caller's claims
-// and token, req's scopes in order, and the cache key.
-func (c *Connections) caller(ctx context.Context, req ConnectionRequest) (*Claims, string, []string, string, error) {
+// connectionCaller is who asks for a connection token, and for what.
+type connectionCaller struct {
+	claims *Claims
+	token  string   // their access token
+	scopes []string // req's scopes, sorted, without repeats
+	key    string   // the cache key
+}
+
+// caller checks req and the caller of ctx.
+func (c *Connections) caller(ctx context.Context, req ConnectionRequest) (connectionCaller, error) {
 	fail := req.failure
 	switch {
 	case !plainName(req.App):
-		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("ConnectionRequest.App is empty or holds spaces or control characters"))
+		return connectionCaller{}, fail(ErrConnectionRefused, errors.New("ConnectionRequest.App is empty or holds spaces or control characters"))
 	case req.Tenant != "" && !plainName(req.Tenant):
-		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("ConnectionRequest.Tenant holds spaces or control characters"))
+		return connectionCaller{}, fail(ErrConnectionRefused, errors.New("ConnectionRequest.Tenant holds spaces or control characters"))
 	case req.TenantWide && req.Tenant == "":
-		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("ConnectionRequest.TenantWide needs Tenant"))
+		return connectionCaller{}, fail(ErrConnectionRefused, errors.New("ConnectionRequest.TenantWide needs Tenant"))
 	case slices.ContainsFunc(req.Scopes, func(s string) bool { return !plainName(s) }):
-		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("ConnectionRequest.Scopes holds an empty scope, or one with spaces or control characters"))
+		return connectionCaller{}, fail(ErrConnectionRefused, errors.New("ConnectionRequest.Scopes holds an empty scope, or one with spaces or control characters"))
 	}
 	claims, ok := ClaimsFromContext(ctx)
 	token, hasToken := caller.TokenOf(ctx)
 	if !ok || !hasToken {
-		return nil, "", nil, "", fail(ErrConnectionRefused, errors.New("the context carries no caller accepted by the middleware"))
+		return connectionCaller{}, fail(ErrConnectionRefused, errors.New("the context carries no caller accepted by the middleware"))
 	}
 	if !claims.HasScope(ScopeOutboundTokenFetch) {
 		e := fail(ErrConnectionScope, nil)
 		e.Scope = ScopeOutboundTokenFetch
-		return nil, "", nil, "", e
+		return connectionCaller{}, e
 	}
 	scopes := slices.Clone(req.Scopes)
 	slices.Sort(scopes)
@@ -259,7 +266,7 @@ func (c *Connections) caller(ctx context.Context, req ConnectionRequest) (*Claim
 		Scopes                       []string
 		Latest, TenantWide           bool
 	}{claims.Issuer, claims.Subject, req.App, req.Tenant, scopes, len(scopes) == 0, req.TenantWide})
-	return claims, token, scopes, string(key), nil
+	return connectionCaller{claims: claims, token: token, scopes: scopes, key: string(key)}, nil
 }
 
 // plainName reports whether s is a non-empty name of valid UTF-8 without
