@@ -156,14 +156,9 @@ func (e *connEnv) start(t *testing.T, req descope.ConnectionRequest, fetchTimeou
 
 func (e *connEnv) call(t *testing.T, token string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/mcp", strings.NewReader(`{}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
-	return string(b)
+	resp, body := postMCP(t, e.srv.URL, "Bearer "+token)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	return body
 }
 
 func (e *connEnv) userToken(scope string) string {
@@ -363,11 +358,7 @@ func TestConnectionCacheKeys(t *testing.T) {
 		}
 	})))
 	t.Cleanup(srv.Close)
-	r, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader(`{}`))
-	r.Header.Set("Authorization", "Bearer "+e.userToken("outbound.token.fetch"))
-	resp, err := http.DefaultClient.Do(r)
-	require.NoError(t, err)
-	resp.Body.Close()
+	postMCP(t, srv.URL, "Bearer "+e.userToken("outbound.token.fetch"))
 	assert.EqualValues(t, 6, e.v.hits.Load(), "six requests, six fetches")
 }
 
@@ -387,11 +378,7 @@ func TestConnectionForget(t *testing.T) {
 	e.call(t, alice)
 	e.call(t, bob)
 	require.EqualValues(t, 2, e.v.hits.Load())
-	r, _ := http.NewRequest(http.MethodPost, forget.URL+"/mcp", strings.NewReader(`{}`))
-	r.Header.Set("Authorization", "Bearer "+alice)
-	resp, err := http.DefaultClient.Do(r)
-	require.NoError(t, err)
-	resp.Body.Close()
+	postMCP(t, forget.URL, "Bearer "+alice)
 	e.call(t, bob)
 	assert.EqualValues(t, 2, e.v.hits.Load(), "bob's entry stays")
 	e.call(t, alice)

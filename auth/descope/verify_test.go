@@ -74,7 +74,14 @@ func newFixture(t *testing.T, cfg descope.Config, opts ...descopetest.Option) *f
 
 func (f *fixture) post(t *testing.T, authorization string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, f.srv.URL+"/mcp", strings.NewReader(`{}`))
+	return postMCP(t, f.srv.URL, authorization)
+}
+
+// postMCP sends a POST of {} to base's /mcp with the Authorization header
+// authorization ("" for none), and returns the answer and its body.
+func postMCP(t *testing.T, base, authorization string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/mcp", strings.NewReader(`{}`))
 	require.NoError(t, err)
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
