@@ -112,15 +112,12 @@ func (g *githubTool) profile(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	return jsonResult(p)
 }
 
-// newGitHubTool returns the tool for outbound app app at api, or nil when
-// app is empty (the server then has no github_profile).
+// newGitHubTool returns the tool for outbound app app at api, a URL
+// checkGitHubAPI accepted (or dev mode's stand-in), or nil when app is
+// empty (the server then has no github_profile).
 func newGitHubTool(p *descope.Provider, app, api string) (*githubTool, error) {
 	if app == "" {
 		return nil, nil
-	}
-	api, err := checkGitHubAPI(api)
-	if err != nil {
-		return nil, err
 	}
 	conns, err := p.Connections(descope.ConnectionsConfig{})
 	if err != nil {

@@ -40,7 +40,9 @@ func newGitHubFixture(t *testing.T) *githubFixture {
 	p, err := descope.New(descope.Config{WellKnownURL: f.ds.WellKnownURL(), ServerURL: "http://localhost:8080"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
-	g, err := newGitHubTool(p, "github", api.URL+"/")
+	apiURL, err := checkGitHubAPI(api.URL + "/")
+	require.NoError(t, err)
+	g, err := newGitHubTool(p, "github", apiURL)
 	require.NoError(t, err)
 	f.srv = httptest.NewServer(auth.Handler(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, err := g.profile(r.Context(), mcp.CallToolRequest{})

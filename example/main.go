@@ -180,7 +180,7 @@ func run() error {
 	githubApp, githubAPI := strings.TrimSpace(githubApp), envOr("GITHUB_API_URL", defaultGitHubAPI)
 	if githubApp != "" {
 		// Before anything starts, like every configuration mistake.
-		if _, err := checkGitHubAPI(githubAPI); err != nil {
+		if githubAPI, err = checkGitHubAPI(githubAPI); err != nil {
 			return err
 		}
 	}
