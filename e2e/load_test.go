@@ -318,14 +318,12 @@ type loadResult struct {
 	bytes   uint64
 }
 
-// add sums two runs of one variant into one.
+// add sums two runs of one variant into one; others stays -1 once a run
+// had it -1 (the zero loadResult, before the first run, has 0).
 func (r *loadResult) add(o loadResult) {
 	others := r.others + o.others
 	if r.others < 0 || o.others < 0 {
 		others = -1
-	}
-	if r.calls == 0 {
-		others = o.others // r is empty so far
 	}
 	*r = loadResult{calls: r.calls + o.calls, elapsed: r.elapsed + o.elapsed, cpuTicks: r.cpuTicks + o.cpuTicks,
 		clientTick: r.clientTick + o.clientTick, others: others, mallocs: r.mallocs + o.mallocs, bytes: r.bytes + o.bytes}
